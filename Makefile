@@ -1,0 +1,56 @@
+# autosynk: the commands a newcomer needs.
+#   make demo   set everything up and run the main job on the bundled demo municipality
+#   make test   set everything up and run every quality gate (what CI runs)
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO := examples/demo
+
+.PHONY: setup system venv demo demo-mutate test lint typecheck pytest bench constraints clean
+
+setup: system venv
+
+system:
+	bash scripts/setup-system.sh
+
+$(BIN)/python:
+	$(shell command -v $(PYTHON) || command -v python3) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+
+demo: setup
+	@test -f $(DEMO)/register/persons.json || $(BIN)/autosynk demo generate --out $(DEMO)/register --seed 7 --scale small
+	$(BIN)/autosynk run --config $(DEMO)/autosynk.yaml
+	@ls -l $(DEMO)/out
+
+demo-mutate:
+	$(BIN)/autosynk demo mutate --in $(DEMO)/register --seed 8
+	$(BIN)/autosynk run --config $(DEMO)/autosynk.yaml
+	@ls -l $(DEMO)/out
+
+test: setup lint typecheck pytest
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck:
+	$(BIN)/mypy
+
+pytest:
+	$(BIN)/pytest -q
+
+bench: setup
+	$(BIN)/python bench/run.py --scale stockholm
+
+constraints:
+	rm -rf /tmp/autosynk-constraints && $(PYTHON) -m venv /tmp/autosynk-constraints
+	/tmp/autosynk-constraints/bin/pip install --quiet -r requirements.txt
+	/tmp/autosynk-constraints/bin/pip freeze > constraints.txt
+
+clean:
+	rm -rf $(DEMO)/register $(DEMO)/state $(DEMO)/out $(DEMO)/work

@@ -1,0 +1,283 @@
+"""The ``autosynk`` command line: the same pipeline as the DAGs, without Airflow.
+
+autosynk run --config autosynk.yaml            one night (extract ... report)
+autosynk run --config autosynk.yaml --total    a re-baseline total
+autosynk demo generate --out DIR --seed N --scale small|medium|large
+autosynk demo mutate --in DIR --seed N
+autosynk verify FILE...
+autosynk db upgrade --config F | autosynk runs --config F | autosynk unlock RUN --config F
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from autosynk import pipeline
+from autosynk.config import RunConfig, load_config
+from autosynk.errors import AutosynkError
+from autosynk.identity import mask
+
+log = logging.getLogger("autosynk")
+
+
+def new_run_id(kind: str = "cli") -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{kind}__{stamp}"
+
+
+def run_night(
+    cfg: RunConfig,
+    run_id: str,
+    *,
+    total: bool = False,
+    allow_mass_removal: bool = False,
+    commit: bool = True,
+) -> dict[str, Any]:
+    """Every stage in order; on failure the run is reported failed and the lock released."""
+    stages: dict[str, Any] = {}
+    try:
+        stages["prepare"] = pipeline.prepare(cfg, run_id, kind="total" if total else "nightly")
+        stages["extract"] = pipeline.extract(cfg, run_id)
+        stages["transform"] = pipeline.transform(cfg, run_id)
+        stages["delta"] = pipeline.compute_delta(
+            cfg, run_id, allow_mass_removal=allow_mass_removal, total=total
+        )
+        stages["write"] = pipeline.write(cfg, run_id)
+        stages["deliver"] = pipeline.deliver(cfg, run_id)
+        if commit:
+            stages["commit"] = pipeline.commit(cfg, run_id)
+    except AutosynkError as exc:
+        with contextlib.suppress(AutosynkError):
+            pipeline.report(cfg, run_id, failed=mask(str(exc)))
+        raise
+    stages["report"] = pipeline.report(cfg, run_id)
+    return stages
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    run_id = args.run_id or new_run_id("total" if args.total else "cli")
+    stages = run_night(
+        cfg,
+        run_id,
+        total=args.total,
+        allow_mass_removal=args.allow_mass_removal,
+        commit=not args.no_commit,
+    )
+    written = stages["write"]
+    print(f"run {run_id}: {stages['report']['status']}")
+    if written.get("nothing_to_deliver"):
+        print("nothing to deliver: Unikum is already in step with the register")
+    else:
+        for entry in written["files"]:
+            print(f"  delivered {entry['name']} ({entry['size']} bytes, sha256 {entry['sha256']})")
+    counts = stages["delta"]
+    print(
+        f"  principals sent {counts['to_send_principals']}, relations added "
+        f"{counts['to_send_adds']}, removed {counts['to_send_removes']}, quarantined "
+        f"{stages['transform']['quarantined']}"
+    )
+    print(f"  summary: {stages['report']['summary']}")
+    return 0
+
+
+def _cmd_stage(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    functions = {
+        "prepare": pipeline.prepare,
+        "extract": pipeline.extract,
+        "transform": pipeline.transform,
+        "delta": pipeline.compute_delta,
+        "write": pipeline.write,
+        "deliver": pipeline.deliver,
+        "commit": pipeline.commit,
+        "report": pipeline.report,
+    }
+    result = functions[args.stage](cfg, args.run_id)
+    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    return 0
+
+
+def _cmd_demo_generate(args: argparse.Namespace) -> int:
+    from autosynk.demo.generate import generate
+
+    counts = generate(Path(args.out), args.seed, args.scale)
+    print(json.dumps(counts, indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_demo_mutate(args: argparse.Namespace) -> int:
+    from autosynk.demo.mutate import mutate
+
+    for line in mutate(Path(args.in_dir), args.seed):
+        print(f"  {line}")
+    return 0
+
+
+def _cmd_demo_serve(args: argparse.Namespace) -> int:
+    from autosynk.ss12000_server import main_serve
+
+    return int(main_serve(args.rest) or 0)
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from autosynk.verify import main_verify
+
+    return int(main_verify(args.rest))
+
+
+def _cmd_db_upgrade(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    print(f"staging at revision {pipeline.staging_for(cfg).upgrade()}")
+    return 0
+
+
+def _cmd_runs(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    st = pipeline.staging_for(cfg)
+    st.require_current()
+    holder = st.lock_holder()
+    print(f"lock: {'held by ' + holder if holder else 'free'}")
+    for row in st.runs(args.limit):
+        print(
+            f"{row['run_id']}\t{row['kind']}\t{row['status']}\t{row['started_at']}\t"
+            f"{row['committed_at'] or ''}\t{row['message'] or ''}"
+        )
+    return 0
+
+
+def _cmd_unlock(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    st = pipeline.staging_for(cfg)
+    if st.release(args.run_id):
+        print(f"released the lock held by {args.run_id}")
+        return 0
+    print(f"the lock is not held by {args.run_id} (holder: {st.lock_holder() or 'nobody'})")
+    return 1
+
+
+def _cmd_history(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    st = pipeline.staging_for(cfg)
+    from autosynk.identity import InvalidIdentity, normalise
+
+    key = args.key
+    with contextlib.suppress(InvalidIdentity):
+        key = normalise(key).value
+    for row in st.history(key):
+        print(
+            f"{row['committed_at']}\t{row['run_id']}\t{row['op']}\t{row['kind']}\t"
+            f"{mask(row['a'])}\t{mask(row['b'])}"
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autosynk", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one night end to end")
+    run.add_argument("--config", required=True)
+    run.add_argument("--run-id", help="resume or name a run (default: a new id)")
+    run.add_argument("--total", action="store_true", help="send a re-baseline total")
+    run.add_argument(
+        "--no-commit",
+        action="store_true",
+        help="deliver without advancing the staging state (e.g. Unikum's test server)",
+    )
+    run.add_argument(
+        "--allow-mass-removal",
+        action="store_true",
+        help="accept a delta that removes more than the safety limit",
+    )
+    run.set_defaults(func=_cmd_run)
+
+    stage = sub.add_parser("stage", help="run one stage of a run (as a DAG task would)")
+    stage.add_argument(
+        "stage",
+        choices=[
+            "prepare",
+            "extract",
+            "transform",
+            "delta",
+            "write",
+            "deliver",
+            "commit",
+            "report",
+        ],
+    )
+    stage.add_argument("--config", required=True)
+    stage.add_argument("--run-id", required=True)
+    stage.set_defaults(func=_cmd_stage)
+
+    demo = sub.add_parser("demo", help="the bundled demo municipality")
+    demo_sub = demo.add_subparsers(dest="demo_command", required=True)
+    gen = demo_sub.add_parser("generate", help="write SS 12000 list files for a demo municipality")
+    gen.add_argument("--out", required=True)
+    gen.add_argument("--seed", type=int, default=1)
+    gen.add_argument("--scale", choices=["small", "medium", "large"], default="small")
+    gen.set_defaults(func=_cmd_demo_generate)
+    mut = demo_sub.add_parser("mutate", help="apply one realistic day of changes")
+    mut.add_argument("--in", dest="in_dir", required=True)
+    mut.add_argument("--seed", type=int, default=1)
+    mut.set_defaults(func=_cmd_demo_mutate)
+    serve = demo_sub.add_parser(
+        "serve", help="serve a folder over the SS 12000 API", add_help=False
+    )
+    serve.add_argument("rest", nargs=argparse.REMAINDER)
+    serve.set_defaults(func=_cmd_demo_serve)
+
+    verify = sub.add_parser("verify", help="check Unikum files strictly", add_help=False)
+    verify.add_argument("rest", nargs=argparse.REMAINDER)
+    verify.set_defaults(func=_cmd_verify)
+
+    db = sub.add_parser("db", help="staging database")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply migrations")
+    upgrade.add_argument("--config", required=True)
+    upgrade.set_defaults(func=_cmd_db_upgrade)
+
+    runs = sub.add_parser("runs", help="list recent runs and the lock")
+    runs.add_argument("--config", required=True)
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(func=_cmd_runs)
+
+    unlock = sub.add_parser("unlock", help="release the lock of a run that is no longer running")
+    unlock.add_argument("run_id")
+    unlock.add_argument("--config", required=True)
+    unlock.set_defaults(func=_cmd_unlock)
+
+    history = sub.add_parser("history", help="what Unikum was told about a person or object")
+    history.add_argument("key", help="identity number or external id")
+    history.add_argument("--config", required=True)
+    history.set_defaults(func=_cmd_history)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except AutosynkError as exc:
+        print(f"error: {mask(str(exc))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

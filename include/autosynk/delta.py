@@ -1,0 +1,161 @@
+"""The delta: tonight's mapped state against what Unikum was last told.
+
+Keyed comparison with content hashes, in pandas:
+
+- a principals row is sent when its key is new or its hash changed;
+- a relation is added when it is new, removed when it was delivered and is gone;
+- a record quarantined tonight *holds* its delivered state: its rows are not dropped and
+  no relation naming it is removed (a broken record must not become removals);
+- a protected person is *forgotten*: dropped from the delivered state with every relation
+  naming them, and never named in a file (spec §10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from autosynk.errors import SafetyError
+from autosynk.staging.store import Changes
+
+PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash", "row"]
+RELATION_COLUMNS = ["type", "a", "b"]
+
+
+@dataclass
+class Delta:
+    principals: pd.DataFrame  # rows to send: kind, key, source_id, hash, row
+    adds: pd.DataFrame  # type, a, b
+    removes: pd.DataFrame  # type, a, b
+    changes: Changes
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (len(self.principals) or len(self.adds) or len(self.removes))
+
+
+def _names_any(frame: pd.DataFrame, keys: set[str]) -> pd.Series:
+    if not keys or not len(frame):
+        return pd.Series(False, index=frame.index)
+    key_list = list(keys)
+    return frame["a"].isin(key_list) | frame["b"].isin(key_list)
+
+
+def _held_presence(gone: pd.DataFrame, delivered: pd.DataFrame, held: set[str]) -> pd.Series:
+    """Guardian presence derived from a held child is held too.
+
+    ``external_user_in_school`` names the guardian and the school, not the child it comes
+    from; when that child is quarantined tonight, the presence must not be removed either.
+    """
+    if not held or not len(gone):
+        return pd.Series(False, index=gone.index)
+    held_list = list(held)
+    guardians = delivered.loc[
+        (delivered["type"] == "guardian_for") & delivered["b"].isin(held_list), ["a", "b"]
+    ].rename(columns={"a": "guardian", "b": "child"})
+    schools = delivered.loc[
+        (delivered["type"] == "student_in_school") & delivered["a"].isin(held_list), ["a", "b"]
+    ].rename(columns={"a": "child", "b": "school"})
+    presence = guardians.merge(schools, on="child")[["guardian", "school"]].drop_duplicates()
+    if not len(presence):
+        return pd.Series(False, index=gone.index)
+    keyed = gone.reset_index().merge(
+        presence.assign(_held=True),
+        left_on=["a", "b"],
+        right_on=["guardian", "school"],
+        how="left",
+    )
+    mask = (keyed["type"] == "external_user_in_school") & keyed["_held"].fillna(False).astype(bool)
+    return (
+        pd.Series(mask.to_numpy(), index=keyed["index"])
+        .groupby(level=0)
+        .any()
+        .reindex(gone.index, fill_value=False)
+    )
+
+
+def compute(
+    principals: pd.DataFrame,
+    relations: pd.DataFrame,
+    delivered_principals: pd.DataFrame,
+    delivered_relations: pd.DataFrame,
+    *,
+    held_source_ids: set[str],
+    protected_source_ids: set[str],
+    protected_keys: set[str],
+) -> Delta:
+    """Compare tonight (``principals``, ``relations``) with the delivered state."""
+    dp = delivered_principals
+    forgotten_mask = dp["source_id"].isin(list(protected_source_ids)) | dp["key"].isin(
+        list(protected_keys)
+    )
+    forgotten = set(dp.loc[forgotten_mask, "key"]) | (protected_keys - {""})
+    held = set(dp.loc[dp["source_id"].isin(list(held_source_ids)) & ~forgotten_mask, "key"])
+
+    # principals ------------------------------------------------------------------------
+    tonight = principals[~principals["key"].isin(list(forgotten))]
+    merged = tonight.merge(dp[["key", "hash"]], on="key", how="left", suffixes=("", "_old"))
+    send_mask = merged["hash_old"].isna() | (merged["hash"] != merged["hash_old"])
+    to_send = merged.loc[send_mask, PRINCIPAL_COLUMNS].reset_index(drop=True)
+    present = set(tonight["key"])
+    gone_mask = ~dp["key"].isin(list(present)) & ~dp["key"].isin(list(held)) & ~forgotten_mask
+    deletes = pd.concat(
+        [
+            dp.loc[gone_mask, ["kind", "key"]].assign(op="delete"),
+            dp.loc[forgotten_mask, ["kind", "key"]].assign(op="forget"),
+        ],
+        ignore_index=True,
+    )
+
+    # relations -------------------------------------------------------------------------
+    rel = relations[~_names_any(relations, forgotten)]
+    both = rel.merge(delivered_relations, on=RELATION_COLUMNS, how="outer", indicator=True)
+    adds = both.loc[both["_merge"] == "left_only", RELATION_COLUMNS].reset_index(drop=True)
+    gone = both.loc[both["_merge"] == "right_only", RELATION_COLUMNS]
+    forget_rel = _names_any(gone, forgotten)
+    hold_rel = (
+        _names_any(gone, held) | _held_presence(gone, delivered_relations, held)
+    ) & ~forget_rel
+    removes = gone.loc[~forget_rel & ~hold_rel].reset_index(drop=True)
+    relation_removes = pd.concat(
+        [removes.assign(op="remove"), gone.loc[forget_rel].assign(op="forget")],
+        ignore_index=True,
+    )
+
+    counts = {
+        "principals_sent": len(to_send),
+        "principals_new": int(merged["hash_old"].isna().sum()),
+        "principals_changed": int(send_mask.sum() - merged["hash_old"].isna().sum()),
+        "principals_dropped": int(gone_mask.sum()),
+        "relations_added": len(adds),
+        "relations_removed": len(removes),
+        "held_keys": len(held),
+        "relations_held": int(hold_rel.sum()),
+        "forgotten_keys": int(forgotten_mask.sum()),
+        "relations_forgotten": int(forget_rel.sum()),
+        "delivered_relations_before": len(delivered_relations),
+    }
+    changes = Changes(
+        principal_upserts=to_send,
+        principal_deletes=deletes,
+        relation_adds=adds,
+        relation_removes=relation_removes,
+    )
+    return Delta(to_send, adds, removes, changes, counts)
+
+
+def guard_mass_removal(delta: Delta, max_fraction: float, min_removes: int) -> None:
+    """Refuse a delta that would remove more than ``max_fraction`` of delivered relations."""
+    removed = delta.counts["relations_removed"]
+    before = delta.counts["delivered_relations_before"]
+    if removed < max(min_removes, 1) or before == 0:
+        return
+    if removed / before > max_fraction:
+        raise SafetyError(
+            f"refused: tonight would remove {removed} of {before} delivered relations "
+            f"({removed / before:.0%}, limit {max_fraction:.0%}). If the register really "
+            "changed this much (e.g. the school-year change), rerun with --allow-mass-removal "
+            "(Airflow: trigger with param allow_mass_removal=true)"
+        )

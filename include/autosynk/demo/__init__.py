@@ -1,0 +1,1 @@
+"""autosynk.demo."""

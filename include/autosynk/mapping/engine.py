@@ -1,0 +1,533 @@
+"""From a register snapshot to Unikum's objects and relations, per the mapping spec.
+
+The mapping works on register ids first (who relates to whom), then resolves persons to
+their identity numbers, so a person who is invalid, protected or not exported takes every
+relation naming them out in one place, and the report can say how many went.
+
+Quarantine entries name the register record and the reason (ids masked); a quarantined
+record keeps its last delivered state (the delta holds it), it never becomes removals.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from autosynk.identity import InvalidIdentity, mask, normalise
+from autosynk.mapping.rows import RowBuilder
+from autosynk.mapping.spec import MappingSpec
+from autosynk.mapping.values import school_year_of
+from autosynk.model import CLASS, SCHOOL
+from autosynk.register import Snapshot, active, as_list, ref_id, text
+
+SKOLENHET = "Skolenhet"
+STAFF, STUDENT, GUARDIAN = "staff", "student", "guardian"
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    entity: str  # organisation | group | person | duty | activity | directory
+    source_id: str
+    reason: str
+    severity: str = "error"  # error: not sent, held; warning: sent, reported
+
+
+@dataclass
+class Mapped:
+    """What one night's register says Unikum should hold."""
+
+    #: (kind, key, source_id, fields) with fields the full row, row type last
+    principals: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
+    #: (type, first party, second party)
+    relations: set[tuple[str, str, str]] = field(default_factory=set)
+    quarantine: list[QuarantineEntry] = field(default_factory=list)
+    #: (source_id, key or "") of protected persons: forgotten if ever delivered
+    protected: list[tuple[str, str]] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+class _Context:
+    def __init__(self, spec: MappingSpec, organisation_id: str, today: str) -> None:
+        self.spec = spec
+        self.organisation_id = organisation_id
+        self.today = today
+        self.school_year = school_year_of(today)
+        self.out = Mapped()
+
+    def quarantine(self, entity: str, source_id: str, reason: str, severity: str = "error") -> None:
+        self.out.quarantine.append(QuarantineEntry(entity, source_id, mask(reason), severity))
+        self.out.counts[f"quarantine_{severity}"] += 1
+
+
+def _index(ctx: _Context, entity: str, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Records by id; a record without an id, or a duplicated id, is quarantined."""
+    by_id: dict[str, dict[str, Any]] = {}
+    duplicated: set[str] = set()
+    for record in records:
+        record_id = ref_id(record.get("id"))
+        if record_id is None:
+            ctx.quarantine(entity, "(no id)", f"{entity} record without an id")
+            continue
+        if record_id in by_id:
+            duplicated.add(record_id)
+        by_id[record_id] = record
+    for record_id in sorted(duplicated):
+        del by_id[record_id]
+        ctx.quarantine(entity, record_id, f"{entity} id appears more than once in the register")
+    return by_id
+
+
+def map_register(
+    snapshot: Snapshot, spec: MappingSpec, organisation_id: str, today: str, encoding: str
+) -> Mapped:
+    """Map one snapshot. ``today`` is the evaluation date (``YYYY-MM-DD``, Europe/Stockholm)."""
+    ctx = _Context(spec, organisation_id, today)
+    rows = RowBuilder(spec, encoding, ctx.quarantine)
+    orgs = _index(ctx, "organisation", snapshot.entities["organisations"])
+    persons = _index(ctx, "person", snapshot.entities["persons"])
+    groups = _index(ctx, "group", snapshot.entities["groups"])
+    duties = _index(ctx, "duty", snapshot.entities["duties"])
+    activities = _index(ctx, "activity", snapshot.entities["activities"])
+
+    schools = _map_schools(ctx, rows, orgs)  # org id -> (external id, school form)
+    unit_of = _unit_resolver(orgs)
+    exported_groups, members = _map_groups(ctx, rows, groups, schools, unit_of)
+
+    # relations by register id; persons resolved to identity numbers afterwards
+    person_rel: set[tuple[str, str, str]] = set()  # (type, person id, object external id)
+    person_pair: set[tuple[str, str, str]] = set()  # (type, person id, person id)
+    roles: dict[str, set[str]] = defaultdict(set)
+    grade: dict[str, tuple[str, str]] = {}  # person id -> (school type, school year)
+    student_schools: dict[str, set[str]] = defaultdict(set)
+
+    for person_id, person in persons.items():
+        for enrolment in as_list(person.get("enrolments")):
+            if not isinstance(enrolment, dict) or enrolment.get("cancelled") is True:
+                continue
+            if not active(enrolment, today):
+                continue
+            unit = unit_of(ref_id(enrolment.get("enroledAt")))
+            if unit not in schools:
+                continue
+            school_ext = schools[unit][0]
+            person_rel.add(("student_in_school", person_id, school_ext))
+            roles[person_id].add(STUDENT)
+            student_schools[person_id].add(school_ext)
+            year = text(enrolment.get("schoolYear"))
+            if year and person_id not in grade:
+                grade[person_id] = (text(enrolment.get("schoolType")), year)
+
+    students = set(student_schools)
+    for group_id, (group_ext, _unit) in exported_groups.items():
+        for person_id in members.get(group_id, ()):
+            if person_id in students:
+                person_rel.add(("student_in_class", person_id, group_ext))
+
+    duty_person = _map_duties(
+        ctx,
+        duties,
+        schools,
+        unit_of,
+        exported_groups,
+        members,
+        students,
+        person_rel,
+        person_pair,
+        roles,
+    )
+    _map_activities(ctx, activities, duty_person, exported_groups, person_rel)
+
+    guardians_of: dict[str, list[str]] = defaultdict(list)
+    guardian_types = set(spec.guardian_relation_types)
+    for child_id in students:
+        for responsible in as_list(persons.get(child_id, {}).get("responsibles")):
+            if not isinstance(responsible, dict):
+                continue
+            if text(responsible.get("relationType")) not in guardian_types:
+                continue
+            guardian_id = ref_id(responsible.get("person"))
+            if guardian_id is None:
+                continue
+            guardians_of[child_id].append(guardian_id)
+
+    _resolve_persons(
+        ctx,
+        rows,
+        persons,
+        person_rel,
+        person_pair,
+        roles,
+        grade,
+        guardians_of,
+        student_schools,
+        snapshot.directory,
+    )
+    return ctx.out
+
+
+def _unit_resolver(orgs: dict[str, dict[str, Any]]) -> Any:
+    cache: dict[str | None, str | None] = {}
+
+    def unit_of(org_id: str | None) -> str | None:
+        if org_id in cache:
+            return cache[org_id]
+        seen: set[str] = set()
+        current = org_id
+        found: str | None = None
+        while current is not None and current in orgs and current not in seen:
+            seen.add(current)
+            org = orgs[current]
+            if text(org.get("organisationType")) == SKOLENHET:
+                found = current
+                break
+            current = ref_id(org.get("parentOrganisation"))
+        cache[org_id] = found
+        return found
+
+    return unit_of
+
+
+def _map_schools(
+    ctx: _Context, rows: RowBuilder, orgs: dict[str, dict[str, Any]]
+) -> dict[str, tuple[str, str]]:
+    spec = ctx.spec
+    schools: dict[str, tuple[str, str]] = {}
+    for org_id, org in orgs.items():
+        if text(org.get("organisationType")) != SKOLENHET or not active(org, ctx.today):
+            continue
+        types = [text(t) for t in as_list(org.get("schoolTypes"))]
+        forms = {spec.school_forms[t] for t in types if t in spec.school_forms}
+        form = next((f for f in spec.school_form_rank if f in forms), None)
+        if form is None and forms:
+            form = sorted(forms)[0]
+        if form is None:
+            shown = ", ".join(types) or "none"
+            ctx.quarantine(
+                "organisation", org_id, f"school form cannot be mapped (school types: {shown})"
+            )
+            continue
+        code = text(org.get("schoolUnitCode"))
+        external_id = spec.external_ids.school.format(
+            id=org_id, code=code, school_year=ctx.school_year
+        )
+        row = rows.school(org_id, org, external_id, code, form)
+        if row is None:
+            continue
+        schools[org_id] = (external_id, form)
+        ctx.out.principals.append((SCHOOL, external_id, org_id, row))
+        ctx.out.relations.add(("school_in_org", external_id, ctx.organisation_id))
+    ctx.out.counts["schools"] = len(schools)
+    return schools
+
+
+def _map_groups(
+    ctx: _Context,
+    rows: RowBuilder,
+    groups: dict[str, dict[str, Any]],
+    schools: dict[str, tuple[str, str]],
+    unit_of: Any,
+) -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
+    """Exported groups (id -> (external id, unit)) and active members of every live group."""
+    spec = ctx.spec
+    exported: dict[str, tuple[str, str]] = {}
+    members: dict[str, list[str]] = {}
+    wanted = set(spec.group_types)
+    school_ids = {ext for ext, _form in schools.values()}
+    for group_id, group in groups.items():
+        if not active(group, ctx.today):
+            continue
+        org_id = ref_id(group.get("organisation"))
+        unit = unit_of(org_id)
+        group_type = text(group.get("groupType"))
+        if unit not in schools:
+            if group_type in wanted:
+                reason = (
+                    "its school is not exported (quarantined, closed or not a school unit)"
+                    if unit is not None
+                    else "its organisation is not a known school unit (dangling reference)"
+                )
+                ctx.quarantine("group", group_id, reason)
+            continue
+        members[group_id] = [
+            pid
+            for m in as_list(group.get("groupMemberships"))
+            if isinstance(m, dict)
+            and active(m, ctx.today)
+            and (pid := ref_id(m.get("person"))) is not None
+        ]
+        if group_type not in wanted:
+            continue
+        school_ext, school_form = schools[unit]
+        external_id = spec.external_ids.class_.format(
+            id=group_id, code="", school_year=ctx.school_year
+        )
+        if external_id in school_ids:
+            ctx.quarantine("group", group_id, "external id is already used by a school")
+            continue
+        group_form = spec.school_forms.get(text(group.get("schoolType")), "")
+        row = rows.group(
+            group_id, group, external_id, "" if group_form == school_form else group_form
+        )
+        if row is None:
+            continue
+        exported[group_id] = (external_id, unit)
+        ctx.out.principals.append((CLASS, external_id, group_id, row))
+        ctx.out.relations.add(("class_in_school", external_id, school_ext))
+    ctx.out.counts["classes"] = len(exported)
+    return exported, members
+
+
+def _map_duties(
+    ctx: _Context,
+    duties: dict[str, dict[str, Any]],
+    schools: dict[str, tuple[str, str]],
+    unit_of: Any,
+    exported_groups: dict[str, tuple[str, str]],
+    members: dict[str, list[str]],
+    students: set[str],
+    person_rel: set[tuple[str, str, str]],
+    person_pair: set[tuple[str, str, str]],
+    roles: dict[str, set[str]],
+) -> dict[str, str]:
+    """staff_in_school, administrator_for, assignment teachers and mentors; duty -> person."""
+    spec = ctx.spec
+    teacher_roles = set(spec.teacher_assignment_roles)
+    mentor_roles = set(spec.mentor_assignment_roles)
+    admin_roles = set(spec.administrator_duty_roles)
+    duty_person: dict[str, str] = {}
+    for duty_id, duty in duties.items():
+        if not active(duty, ctx.today):
+            continue
+        person_id = ref_id(duty.get("person"))
+        unit = unit_of(ref_id(duty.get("dutyAt")))
+        if person_id is None:
+            ctx.quarantine("duty", duty_id, "duty without a person", "warning")
+            continue
+        if unit not in schools:
+            continue
+        school_ext = schools[unit][0]
+        duty_person[duty_id] = person_id
+        roles[person_id].add(STAFF)
+        person_rel.add(("staff_in_school", person_id, school_ext))
+        if text(duty.get("dutyRole")) in admin_roles:
+            person_rel.add(("administrator_for", person_id, school_ext))
+        for assignment in as_list(duty.get("assignmentRole")):
+            if not isinstance(assignment, dict) or not active(assignment, ctx.today):
+                continue
+            group_id = ref_id(assignment.get("group"))
+            role = text(assignment.get("assignmentRoleType"))
+            if group_id is None:
+                continue
+            if role in teacher_roles and group_id in exported_groups:
+                person_rel.add(("teacher_in_class", person_id, exported_groups[group_id][0]))
+            if role in mentor_roles and spec.mentor_links:
+                for student_id in members.get(group_id, ()):
+                    if student_id in students and student_id != person_id:
+                        person_pair.add(("mentor_for", person_id, student_id))
+    return duty_person
+
+
+def _map_activities(
+    ctx: _Context,
+    activities: dict[str, dict[str, Any]],
+    duty_person: dict[str, str],
+    exported_groups: dict[str, tuple[str, str]],
+    person_rel: set[tuple[str, str, str]],
+) -> None:
+    for activity in activities.values():
+        if not active(activity, ctx.today):
+            continue
+        group_exts = [
+            exported_groups[gid][0]
+            for g in as_list(activity.get("groups"))
+            if (gid := ref_id(g)) is not None and gid in exported_groups
+        ]
+        if not group_exts:
+            continue
+        for teacher in as_list(activity.get("teachers")):
+            if not isinstance(teacher, dict) or not active(teacher, ctx.today):
+                continue
+            person_id = duty_person.get(ref_id(teacher.get("duty")) or "")
+            if person_id is None:
+                continue
+            for group_ext in group_exts:
+                person_rel.add(("teacher_in_class", person_id, group_ext))
+
+
+def _resolve_persons(
+    ctx: _Context,
+    rows: RowBuilder,
+    persons: dict[str, dict[str, Any]],
+    person_rel: set[tuple[str, str, str]],
+    person_pair: set[tuple[str, str, str]],
+    roles: dict[str, set[str]],
+    grade: dict[str, tuple[str, str]],
+    guardians_of: dict[str, list[str]],
+    student_schools: dict[str, set[str]],
+    directory: list[dict[str, Any]] | None,
+) -> None:
+    """Turn person ids into identity numbers; drop whoever may not or cannot be sent."""
+    spec = ctx.spec
+    counts = ctx.out.counts
+    excluded = set(spec.excluded_person_status)
+    unprotected = set(spec.unprotected_markings)
+
+    # who is needed at all: persons in a relation, and guardians of exported children
+    needed: set[str] = {pid for _t, pid, _o in person_rel}
+    needed |= {pid for _t, a, b in person_pair for pid in (a, b)}
+    for child_id, guardian_ids in guardians_of.items():
+        needed.update(guardian_ids)
+        needed.add(child_id)
+
+    # protected persons anywhere in the register: never sent, forgotten if once delivered
+    protected: set[str] = set()
+    for person_id, person in persons.items():
+        marking = person.get("securityMarking")
+        if (
+            spec.missing_marking_is_protected
+            if marking in (None, "")
+            else text(marking) not in unprotected
+        ):
+            protected.add(person_id)
+            try:
+                protected_key = normalise(text(person.get("civicNo"))).value
+            except InvalidIdentity:
+                protected_key = ""
+            ctx.out.protected.append((person_id, protected_key))
+    counts["protected_persons"] = len(protected)
+    counts["protected_persons_with_roles"] = len(protected & needed)
+
+    key_of: dict[str, str] = {}
+    number_owner: dict[str, str] = {}
+    duplicated_numbers: set[str] = set()
+    for person_id in sorted(needed - protected):
+        record = persons.get(person_id)
+        if record is None:
+            ctx.quarantine(
+                "person", person_id, "referenced person is not in the register", "warning"
+            )
+            counts["dangling_person_references"] += 1
+            continue
+        number: str | None = None
+        reason = ""
+        try:
+            number = normalise(text(record.get("civicNo"))).value
+        except InvalidIdentity as exc:
+            reason = str(exc)
+        if text(record.get("personStatus")) in excluded:
+            counts["excluded_status_persons"] += 1
+            continue
+        if number is None:
+            ctx.quarantine("person", person_id, f"identity number: {reason}")
+            continue
+        if number in number_owner:
+            duplicated_numbers.add(number)
+            continue
+        number_owner[number] = person_id
+        key_of[person_id] = number
+    for number in sorted(duplicated_numbers):
+        owner = number_owner.pop(number)
+        key_of.pop(owner, None)
+        for person_id in sorted(needed):
+            if (
+                person_id in persons
+                and text(persons[person_id].get("civicNo"))
+                and (_same_number(persons[person_id], number))
+            ):
+                ctx.quarantine(
+                    "person",
+                    person_id,
+                    f"identity number {mask(number)} is used by several person records",
+                )
+
+    # relations that survive: every person party resolved
+    dropped: Counter[str] = Counter()
+    relations = ctx.out.relations
+    for rel_type, person_id, object_ext in person_rel:
+        key = key_of.get(person_id)
+        if key is None:
+            dropped[rel_type] += 1
+        else:
+            relations.add((rel_type, key, object_ext))
+    for rel_type, first_id, second_id in person_pair:
+        first, second = key_of.get(first_id), key_of.get(second_id)
+        if first is None or second is None:
+            dropped[rel_type] += 1
+        else:
+            relations.add((rel_type, first, second))
+    guardian_role: set[str] = set()
+    for child_id, guardian_ids in guardians_of.items():
+        child = key_of.get(child_id)
+        for guardian_id in guardian_ids:
+            guardian = key_of.get(guardian_id)
+            if child is None or guardian is None or guardian == child:
+                dropped["guardian_for"] += 1
+                continue
+            relations.add(("guardian_for", guardian, child))
+            guardian_role.add(guardian_id)
+            # presence only through children who are sent (never reveals a protected child)
+            for school_ext in student_schools.get(child_id, ()):
+                relations.add(("external_user_in_school", guardian, school_ext))
+    for rel_type, count in dropped.items():
+        counts[f"relations_skipped_{rel_type}"] += count
+
+    # user rows for every person who is in at least one relation
+    directory_by_match = _directory_index(directory, spec)
+    in_relation = {key for _t, a, b in relations for key in (a, b)}
+    for person_id, key in sorted(key_of.items(), key=lambda item: item[1]):
+        if key not in in_relation:
+            continue
+        person_roles = roles.get(person_id, set())
+        role = STAFF if STAFF in person_roles else STUDENT if STUDENT in person_roles else GUARDIAN
+        if role == GUARDIAN and person_id not in guardian_role:
+            continue
+        entry = _directory_entry(directory_by_match, spec, persons[person_id], person_id, key)
+        row = rows.user(person_id, persons[person_id], key, role, grade.get(person_id), entry)
+        if row is None:  # quarantined by the row builder: its relations cannot go either
+            _drop_person(ctx, key)
+            continue
+        ctx.out.principals.append(("user", key, person_id, row))
+    counts["users"] = sum(1 for p in ctx.out.principals if p[0] == "user")
+
+
+def _same_number(person: dict[str, Any], number: str) -> bool:
+    try:
+        return normalise(text(person.get("civicNo"))).value == number
+    except InvalidIdentity:
+        return False
+
+
+def _drop_person(ctx: _Context, key: str) -> None:
+    gone = {rel for rel in ctx.out.relations if key in (rel[1], rel[2])}
+    ctx.out.relations -= gone
+    ctx.out.counts["relations_skipped_invalid_person_row"] += len(gone)
+
+
+def _directory_index(
+    directory: Iterable[dict[str, Any]] | None, spec: MappingSpec
+) -> dict[str, dict[str, Any]]:
+    if not directory:
+        return {}
+    return {str(entry["match"]): entry for entry in directory if entry.get("match")}
+
+
+def _directory_entry(
+    index: dict[str, dict[str, Any]],
+    spec: MappingSpec,
+    person: dict[str, Any],
+    person_id: str,
+    key: str,
+) -> dict[str, Any] | None:
+    if not index:
+        return None
+    if key in index:
+        return index[key]
+    if person_id in index:
+        return index[person_id]
+    for eppn in as_list(person.get("eduPersonPrincipalNames")):
+        found = index.get(text(eppn))
+        if found is not None:
+            return found
+    return None

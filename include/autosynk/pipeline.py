@@ -1,0 +1,452 @@
+"""One night, stage by stage: the functions the DAG tasks and the CLI call.
+
+Every stage takes the run configuration and the run id, returns a small dict (counts, file
+names: what XCom may carry, never personal data), and is idempotent: run again with the
+same run id it either redoes its work from the same inputs or, once the run's package is
+built, returns what it did the first time. Large data moves as files in the run's work
+directory (see :mod:`autosynk.workspace`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+
+from autosynk import delta as delta_engine
+from autosynk.config import DirectoryTarget, RunConfig, SftpTarget
+from autosynk.delivery import DeliveryRecord
+from autosynk.errors import DeliveryError, SourceError, StateError
+from autosynk.mapping.engine import map_register
+from autosynk.mapping.spec import load_mapping
+from autosynk.register import read_snapshot
+from autosynk.sources import ENTITIES
+from autosynk.sources.snapshot import take_snapshot
+from autosynk.staging.store import Changes, Staging
+from autosynk.unikum import writer
+from autosynk.workspace import RunWorkspace
+
+log = logging.getLogger("autosynk")
+
+#: entity lists that may never be empty: an empty one is a broken export, not a quiet night
+REQUIRED_ENTITIES = ("organisations", "persons", "groups", "duties")
+
+Uploader = Callable[[list[Path]], list[DeliveryRecord]]
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def staging_for(cfg: RunConfig) -> Staging:
+    return Staging(cfg.staging.url)
+
+
+def workspace_for(cfg: RunConfig, run_id: str) -> RunWorkspace:
+    return RunWorkspace(cfg.work_base, run_id)
+
+
+def local_now(cfg: RunConfig) -> dt.datetime:
+    return dt.datetime.now(ZoneInfo(cfg.timezone))
+
+
+def _write_frame(ws: RunWorkspace, frame: pd.DataFrame, *parts: str) -> None:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    ws.write_bytes(buffer.getvalue(), *parts)
+
+
+def _read_frame(ws: RunWorkspace, *parts: str) -> pd.DataFrame:
+    try:
+        data = ws.read_bytes(*parts)
+    except FileNotFoundError:
+        raise StateError(
+            f"{'/'.join(parts)} is missing from the work directory of run {ws.run_id}: "
+            "run the earlier stages first"
+        ) from None
+    return pd.read_parquet(io.BytesIO(data))
+
+
+def _row_hash(rows: pd.Series) -> pd.Series:
+    return rows.map(lambda row: hashlib.blake2b(row.encode(), digest_size=16).hexdigest())
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _run_or_fail(st: Staging, run_id: str) -> dict[str, Any]:
+    found = st.get_run(run_id)
+    if found is None:
+        raise StateError(f"run {run_id} is not in the run ledger: start it with prepare")
+    return found
+
+
+# -- stages -----------------------------------------------------------------------------
+
+
+def prepare(
+    cfg: RunConfig, run_id: str, kind: str = "nightly", dag_run_id: str | None = None
+) -> dict[str, Any]:
+    """Migrate staging, take the run lock, open the ledger row and the work directory."""
+    st = staging_for(cfg)
+    revision = st.upgrade()
+    st.acquire(run_id, cfg.staging.lock_wait_seconds)
+    st.start_run(run_id, kind, dag_run_id)
+    ws = workspace_for(cfg, run_id)
+    ws.root.mkdir(parents=True, exist_ok=True)
+    log.info("run %s: staging at revision %s, work directory %s", run_id, revision, ws.root)
+    return {"run_id": run_id, "work_dir": str(ws.root), "staging_revision": revision}
+
+
+def extract(cfg: RunConfig, run_id: str) -> dict[str, Any]:
+    """Take the night's snapshot from the register (and the directory) into ``extract/``."""
+    st = staging_for(cfg)
+    st.acquire(run_id, cfg.staging.lock_wait_seconds)
+    ws = workspace_for(cfg, run_id)
+    cache = None
+    if ws.is_local:
+        cache = Path(ws.root.parent.path) / "source-cache"
+    with ws.local_dir("extract") as folder:
+        counts = take_snapshot(cfg, folder, cache_dir=cache)
+    st.update_run(run_id, status="extracted")
+    log.info("run %s: extracted %s", run_id, counts)
+    return counts
+
+
+def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
+    """Map and validate the snapshot into ``mapped/`` (principals, relations, quarantine)."""
+    st = staging_for(cfg)
+    st.acquire(run_id, cfg.staging.lock_wait_seconds)
+    ws = workspace_for(cfg, run_id)
+    mapping = load_mapping(cfg.mapping)
+    with ws.local_dir("extract") as folder:
+        snapshot = read_snapshot(folder)
+    empty = [name for name in REQUIRED_ENTITIES if not snapshot.entities[name]]
+    if empty:
+        raise SourceError(
+            f"the register snapshot has no {', '.join(empty)}: refusing to treat an empty "
+            "export as a night in which everyone left"
+        )
+    today = local_now(cfg).date().isoformat()
+    mapped = map_register(snapshot, mapping, cfg.organisation_id, today, cfg.encoding)
+
+    principals = pd.DataFrame(
+        [(kind, key, source, "\t".join(fields)) for kind, key, source, fields in mapped.principals],
+        columns=["kind", "key", "source_id", "row"],
+        dtype="str",
+    )
+    principals["hash"] = _row_hash(principals["row"]) if len(principals) else pd.Series(dtype="str")
+    duplicated = principals["key"].duplicated(keep=False)
+    if duplicated.any():  # the same external id for two objects: hold both, send neither
+        for kind, source_id in principals.loc[duplicated, ["kind", "source_id"]].itertuples(
+            index=False
+        ):
+            mapped.quarantine.append(_dup_entry(kind, source_id))
+        dropped = set(principals.loc[duplicated, "key"])
+        principals = principals[~duplicated]
+        mapped.relations = {
+            r for r in mapped.relations if r[1] not in dropped and r[2] not in dropped
+        }
+    relations = pd.DataFrame(sorted(mapped.relations), columns=["type", "a", "b"], dtype="str")
+    quarantine = pd.DataFrame(
+        [(q.entity, q.source_id, q.severity, q.reason) for q in mapped.quarantine],
+        columns=["entity", "source_id", "severity", "reason"],
+        dtype="str",
+    )
+    protected = pd.DataFrame(mapped.protected, columns=["source_id", "key"], dtype="str")
+    _write_frame(ws, principals, "mapped", "principals.parquet")
+    _write_frame(ws, relations, "mapped", "relations.parquet")
+    _write_frame(ws, quarantine, "mapped", "quarantine.parquet")
+    _write_frame(ws, protected, "mapped", "protected.parquet")
+    st.record_quarantine(run_id, quarantine.to_dict("records"))
+    counts: dict[str, Any] = dict(sorted(mapped.counts.items()))
+    counts.update(
+        principals=len(principals),
+        relations=len(relations),
+        quarantined=int((quarantine["severity"] == "error").sum()),
+        warnings=int((quarantine["severity"] == "warning").sum()),
+        **{f"snapshot_{name}": len(snapshot.entities[name]) for name in ENTITIES},
+    )
+    st.update_run(run_id, status="transformed")
+    log.info(
+        "run %s: mapped %d principals, %d relations, %d quarantined",
+        run_id,
+        len(principals),
+        len(relations),
+        counts["quarantined"],
+    )
+    return counts
+
+
+def _dup_entry(kind: str, source_id: str) -> Any:
+    from autosynk.mapping.engine import QuarantineEntry
+
+    entity = {"user": "person", "class": "group", "school": "organisation"}[kind]
+    return QuarantineEntry(entity, source_id, "external id or identity number is not unique")
+
+
+def compute_delta(
+    cfg: RunConfig, run_id: str, *, allow_mass_removal: bool = False, total: bool = False
+) -> dict[str, Any]:
+    """Compare with the delivered state; write ``delta/``. Frozen once the package exists."""
+    st = staging_for(cfg)
+    st.acquire(run_id, cfg.staging.lock_wait_seconds)
+    run = _run_or_fail(st, run_id)
+    if run["package"] is not None:
+        log.info("run %s: package already built; its delta stands", run_id)
+        return dict(run["package"]["delta_counts"])
+    ws = workspace_for(cfg, run_id)
+    principals = _read_frame(ws, "mapped", "principals.parquet")
+    relations = _read_frame(ws, "mapped", "relations.parquet")
+    quarantine = _read_frame(ws, "mapped", "quarantine.parquet")
+    protected = _read_frame(ws, "mapped", "protected.parquet")
+    base_run = st.last_committed_run()
+    result = delta_engine.compute(
+        principals,
+        relations,
+        st.delivered_principals(),
+        st.delivered_relations(),
+        held_source_ids=set(quarantine.loc[quarantine["severity"] == "error", "source_id"]),
+        protected_source_ids=set(protected["source_id"]),
+        protected_keys=set(protected["key"]) - {""},
+    )
+    if not allow_mass_removal:
+        delta_engine.guard_mass_removal(
+            result, cfg.safety.max_remove_fraction, cfg.safety.min_removes_to_guard
+        )
+    send_principals, send_adds = result.principals, result.adds
+    if total:  # a re-baseline: every object and relation, plus removes of what is gone
+        send_principals = principals[["kind", "key", "source_id", "hash", "row"]]
+        send_adds = relations
+    _write_frame(ws, send_principals, "delta", "principals.parquet")
+    _write_frame(ws, send_adds, "delta", "adds.parquet")
+    _write_frame(ws, result.removes, "delta", "removes.parquet")
+    changes = result.changes
+    _write_frame(
+        ws,
+        changes.principal_upserts.drop(columns=["row"]).assign(
+            row=changes.principal_upserts["row"]
+        ),
+        "delta",
+        "state-principal-upserts.parquet",
+    )
+    _write_frame(ws, changes.principal_deletes, "delta", "state-principal-deletes.parquet")
+    _write_frame(ws, changes.relation_adds, "delta", "state-relation-adds.parquet")
+    _write_frame(ws, changes.relation_removes, "delta", "state-relation-removes.parquet")
+    counts = dict(result.counts)
+    counts.update(
+        total=total,
+        to_send_principals=len(send_principals),
+        to_send_adds=len(send_adds),
+        to_send_removes=len(result.removes),
+    )
+    ws.write_json({"counts": counts, "base_run": base_run}, "delta", "delta.json")
+    st.update_run(run_id, status="delta", base_run=base_run)
+    return counts
+
+
+_STATE_FILES = (
+    "state-principal-upserts.parquet",
+    "state-principal-deletes.parquet",
+    "state-relation-adds.parquet",
+    "state-relation-removes.parquet",
+)
+
+
+def write(
+    cfg: RunConfig,
+    run_id: str,
+    *,
+    taken: Callable[[str], bool] | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Write and package the files once per run; a retry returns the same package."""
+    from autosynk.unikum.naming import next_free_stem
+    from autosynk.unikum.packaging import build_package
+
+    st = staging_for(cfg)
+    st.acquire(run_id, cfg.staging.lock_wait_seconds)
+    run = _run_or_fail(st, run_id)
+    if run["package"] is not None:
+        return dict(run["package"])
+    ws = workspace_for(cfg, run_id)
+    meta = ws.read_json("delta", "delta.json")
+    principals = _read_frame(ws, "delta", "principals.parquet")
+    adds = _read_frame(ws, "delta", "adds.parquet")
+    removes = _read_frame(ws, "delta", "removes.parquet")
+    # freeze the pending state with the package: commit applies exactly what was sent
+    for name in _STATE_FILES:
+        ws.write_bytes(ws.read_bytes("delta", name), "package", "state", name)
+    package: dict[str, Any] = {"delta_counts": meta["counts"], "files": [], "stem": None}
+    if len(principals) == 0 and len(adds) == 0 and len(removes) == 0:
+        package["nothing_to_deliver"] = True
+    else:
+        moment = now or local_now(cfg)
+        exists = taken or _taken_on_target(cfg)
+        stem = next_free_stem(cfg.municipality, moment, exists, ascii_only=cfg.naming.ascii_only)
+        principals_bytes, relations_bytes = writer.render(
+            principals, adds, removes, cfg.format, cfg.encoding
+        )
+        with ws.local_dir("package", "files") as folder:
+            plain = []
+            for suffix, data in (
+                (".principals", principals_bytes),
+                (".relations", relations_bytes),
+            ):
+                path = folder / f"{stem}{suffix}"
+                from autosynk.workspace import write_private
+
+                write_private(path, data)
+                plain.append(path)
+            built = build_package(
+                plain,
+                stem,
+                cfg.packaging,
+                folder / "out",
+                pgp=cfg.pgp,
+                passphrase=_pgp_passphrase(cfg),
+            )
+            package["files"] = [
+                {"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p.read_bytes())}
+                for p in built
+            ]
+        package["stem"] = stem
+        package["nothing_to_deliver"] = False
+    st.update_run(run_id, status="packaged", package=package)
+    return package
+
+
+def _pgp_passphrase(cfg: RunConfig) -> str | None:
+    from autosynk.config import secret
+
+    if cfg.pgp is None or cfg.pgp.passphrase_env is None:
+        return None
+    return secret(None, cfg.pgp.passphrase_env, "pgp.passphrase_env")
+
+
+def _taken_on_target(cfg: RunConfig) -> Callable[[str], bool]:
+    """Is a stem already used on a local target? (Remote names are checked on upload.)"""
+    target = cfg.target
+    if isinstance(target, DirectoryTarget):
+        folder = target.path
+
+        def taken(stem: str) -> bool:
+            return any(folder.glob(f"{stem}.*")) if folder.is_dir() else False
+
+        return taken
+    return lambda stem: False
+
+
+def deliver(cfg: RunConfig, run_id: str, *, uploader: Uploader | None = None) -> dict[str, Any]:
+    """Deliver the run's package and verify it arrived (same size and sha256)."""
+    st = staging_for(cfg)
+    st.acquire(run_id, cfg.staging.lock_wait_seconds)
+    run = _run_or_fail(st, run_id)
+    package = run["package"]
+    if package is None:
+        raise StateError(f"run {run_id} has no package yet: run the write stage first")
+    if package.get("nothing_to_deliver"):
+        st.update_run(run_id, status="delivered")
+        return {"delivered": 0, "nothing_to_deliver": True}
+    ws = workspace_for(cfg, run_id)
+    with ws.local_dir("package", "files", "out") as folder:
+        files = [folder / f["name"] for f in package["files"]]
+        for entry, path in zip(package["files"], files, strict=True):
+            if _sha256(path.read_bytes()) != entry["sha256"]:
+                raise StateError(
+                    f"{path.name} in the work directory no longer matches its "
+                    "checksum; refusing to deliver it"
+                )
+        records = (uploader or _default_uploader(cfg))(files)
+    expected = {f["name"]: f["sha256"] for f in package["files"]}
+    arrived = {r.name: r.sha256 for r in records}
+    if arrived != expected:
+        raise DeliveryError(
+            "delivery could not be verified: checksums on the target differ from the package"
+        )
+    from autosynk.delivery.sftp import is_late
+
+    rows = []
+    for record in records:
+        late = is_late(dt.datetime.fromisoformat(record.delivered_at), cfg.deadline, cfg.timezone)
+        rows.append({**record.as_dict(), "late": late})
+        if late:
+            log.warning(
+                "run %s: %s delivered after the %s deadline", run_id, record.name, cfg.deadline
+            )
+    st.record_deliveries(run_id, rows)
+    st.update_run(run_id, status="delivered")
+    return {
+        "delivered": len(records),
+        "files": [r.name for r in records],
+        "late": any(r["late"] for r in rows),
+        "already_there": sum(1 for r in records if r.already_there),
+    }
+
+
+def _default_uploader(cfg: RunConfig) -> Uploader:
+    target = cfg.target
+    if isinstance(target, DirectoryTarget):
+        from autosynk.delivery.directory import deliver_directory
+
+        return lambda files: deliver_directory(target.path, files)
+    if isinstance(target, SftpTarget):
+        from autosynk.delivery.sftp import deliver_sftp
+
+        return lambda files: deliver_sftp(target, files)
+    raise StateError(f"unsupported target {target!r}")  # pragma: no cover
+
+
+def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
+    """Advance the delivered state to what this run delivered (one transaction)."""
+    st = staging_for(cfg)
+    st.acquire(run_id, cfg.staging.lock_wait_seconds)
+    run = _run_or_fail(st, run_id)
+    if run["status"] == "committed":
+        return {"committed": False, "already_committed": True}
+    ws = workspace_for(cfg, run_id)
+    frames = [_read_frame(ws, "package", "state", name) for name in _STATE_FILES]
+    changes = Changes(*frames)
+    applied = st.commit(run_id, changes)
+    return {
+        "committed": applied,
+        "principal_upserts": len(frames[0]),
+        "principal_deletes": len(frames[1]),
+        "relation_adds": len(frames[2]),
+        "relation_removes": len(frames[3]),
+    }
+
+
+def report(
+    cfg: RunConfig, run_id: str, *, failed: str | None = None, release: bool = True
+) -> dict[str, Any]:
+    """Write ``run-summary.json`` and release the run lock."""
+    from autosynk.report import build_summary, write_summary
+
+    st = staging_for(cfg)
+    run = _run_or_fail(st, run_id)
+    if failed and run["status"] != "committed":
+        st.update_run(run_id, status="failed", message=failed[:2000])
+        run = _run_or_fail(st, run_id)
+    summary = build_summary(cfg, st, run, workspace_for(cfg, run_id))
+    where = write_summary(cfg, workspace_for(cfg, run_id), summary)
+    st.update_run(run_id, ended_at=dt.datetime.now(dt.UTC), counts=summary["counts"])
+    if release:
+        st.release(run_id)
+    return {
+        "summary": where,
+        "status": summary["status"],
+        "nothing_to_deliver": summary["nothing_to_deliver"],
+    }
+
+
+def quarantine_reasons(frame: pd.DataFrame) -> dict[str, int]:
+    return dict(Counter(frame["reason"]).most_common())

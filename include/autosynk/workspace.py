@@ -1,0 +1,120 @@
+"""A run's work directory: where stages hand large data to each other.
+
+``<work_base>/<run_id>/`` holds ``extract/``, ``mapped/``, ``delta/`` and ``package/``.
+The base is a local folder by default. When tasks run on several Celery or Kubernetes
+workers, configure a shared base (an NFS mount, or an fsspec URL such as ``s3://bucket/x``,
+the same storage Airflow's object-storage paths use): nothing here assumes a local disk
+unless the base is one.
+
+Files holding personal data are written 0600 on local disks, always through a temporary
+name and a rename, so a half-written file is never taken for a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from upath import UPath
+
+PRIVATE = 0o600
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_run_dir(run_id: str) -> str:
+    """A directory name for a run id (Airflow run ids hold ':' and '+')."""
+    name = _UNSAFE.sub("_", run_id).strip("._")
+    if not name:
+        raise ValueError("empty run id")
+    return name
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a local ``path`` as 0600, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        os.fchmod(fd, PRIVATE)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp).unlink()
+        raise
+
+
+class RunWorkspace:
+    """The work directory of one run."""
+
+    def __init__(self, work_base: str, run_id: str) -> None:
+        self.run_id = run_id
+        self.root = UPath(work_base) / safe_run_dir(run_id)
+
+    @property
+    def is_local(self) -> bool:
+        return self.root.protocol in ("", "file", "local")
+
+    def path(self, *parts: str) -> UPath:
+        return self.root.joinpath(*parts)
+
+    def local_path(self, *parts: str) -> Path:
+        """The local filesystem path of a file (only for a local work base)."""
+        if not self.is_local:
+            raise ValueError("work base is not on a local disk")
+        return Path(self.path(*parts).path)
+
+    def exists(self, *parts: str) -> bool:
+        return self.path(*parts).exists()
+
+    def write_bytes(self, data: bytes, *parts: str) -> UPath:
+        target = self.path(*parts)
+        if self.is_local:
+            write_private(Path(target.path), data)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.part")
+            tmp.write_bytes(data)
+            tmp.rename(target)
+        return target
+
+    def read_bytes(self, *parts: str) -> bytes:
+        return self.path(*parts).read_bytes()
+
+    def write_json(self, value: Any, *parts: str) -> UPath:
+        data = json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True).encode()
+        return self.write_bytes(data + b"\n", *parts)
+
+    def read_json(self, *parts: str) -> Any:
+        return json.loads(self.read_bytes(*parts))
+
+    def remove_tree(self, *parts: str) -> None:
+        target = self.path(*parts)
+        if target.exists():
+            target.fs.rm(target.path, recursive=True)
+
+    @contextlib.contextmanager
+    def local_dir(self, *parts: str) -> Iterator[Path]:
+        """A local directory for tools that need one (gpg, paramiko); synced back after."""
+        if self.is_local:
+            local = self.local_path(*parts)
+            local.mkdir(parents=True, exist_ok=True)
+            yield local
+            return
+        with tempfile.TemporaryDirectory(prefix="autosynk-") as tmp:
+            remote = self.path(*parts)
+            if remote.exists():
+                for entry in remote.iterdir():
+                    write_private(Path(tmp) / entry.name, entry.read_bytes())
+            yield Path(tmp)
+            for local in Path(tmp).iterdir():
+                if local.is_file():
+                    self.write_bytes(local.read_bytes(), *parts, local.name)

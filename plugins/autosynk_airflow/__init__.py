@@ -1,0 +1,1 @@
+"""Thin Airflow adapters for autosynk: hooks, callbacks and run-time configuration."""

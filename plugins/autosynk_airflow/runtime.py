@@ -1,0 +1,84 @@
+"""Run-time glue for the DAGs: find the run configuration, name the run.
+
+Nothing here runs at DAG parse time: the DAG files only reference these functions.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from autosynk.config import CONFIG_ENV, RunConfig, SftpTarget, SS12000ApiSource, load_config
+from autosynk.errors import ConfigError
+from autosynk.pipeline import Uploader
+
+CONFIG_VARIABLE = "autosynk_config"
+
+
+def config_path() -> str:
+    """The configuration file: Airflow Variable ``autosynk_config``, else ``$AUTOSYNK_CONFIG``."""
+    from airflow.sdk import Variable
+
+    path = Variable.get(CONFIG_VARIABLE, default=None) or os.environ.get(CONFIG_ENV)
+    if not path:
+        raise ConfigError(
+            f"no autosynk configuration: set the Airflow Variable {CONFIG_VARIABLE} or the "
+            f"environment variable {CONFIG_ENV} to the path of the run configuration"
+        )
+    return str(path)
+
+
+def run_config() -> RunConfig:
+    return load_config(config_path())
+
+
+def current_run_id() -> str:
+    """The DAG run's id: it names the run in staging and its work directory."""
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    return str(context["run_id"])
+
+
+def airflow_config() -> RunConfig:
+    """The run configuration with credentials taken from Airflow connections where named."""
+    cfg = run_config()
+    updates: dict[str, Any] = {}
+    source = cfg.source
+    if isinstance(source, SS12000ApiSource) and source.airflow_connection:
+        from autosynk_airflow.ss12000_hook import AutosynkSS12000Hook
+
+        hook = AutosynkSS12000Hook(source.airflow_connection)
+        updates["source"] = hook.get_source_config(base=source)
+    if cfg.directory is not None and cfg.directory.airflow_connection:
+        from autosynk_airflow.ldap_hook import AutosynkLdapHook
+
+        ldap = AutosynkLdapHook(cfg.directory.airflow_connection)
+        updates["directory"] = ldap.get_directory_config(base=cfg.directory)
+    return cfg.model_copy(update=updates) if updates else cfg
+
+
+def airflow_uploader(cfg: RunConfig) -> Uploader | None:
+    """Deliver through the SFTP provider's hook when the target names a connection."""
+    target = cfg.target
+    if not isinstance(target, SftpTarget) or not target.airflow_connection:
+        return None
+    from autosynk_airflow.sftp_delivery import deliver_with_sftp_hook
+
+    conn_id, remote_dir = target.airflow_connection, target.remote_dir
+    return lambda files: deliver_with_sftp_hook(conn_id, files, remote_dir)
+
+
+def report_and_judge(cfg: RunConfig, run_id: str) -> dict[str, Any]:
+    """Write the summary, release the lock, and fail the DAG run unless the night committed."""
+    from autosynk import pipeline
+    from autosynk.errors import AutosynkError
+
+    run = pipeline.staging_for(cfg).get_run(run_id)
+    status = run["status"] if run else "not started"
+    if status == "committed":
+        return pipeline.report(cfg, run_id)
+    message = f"the night stopped after stage status {status!r}; see the failed task's log"
+    if run is not None:
+        pipeline.report(cfg, run_id, failed=message)
+    raise AutosynkError(message)
