@@ -36,10 +36,14 @@ def test_relative_paths_are_taken_from_the_config_file(tmp_path):
     ("text", "message"),
     [
         (GOOD + "colour: red\n", "line 9: colour: unknown key"),
-        (GOOD.replace("  path: register\n", "  path: register\n  bogus: 1\n"),
-         "line 6: source.bogus: unknown key"),
-        (GOOD.replace("organisation_id: exempelby-kommun\n", ""),
-         "organisation_id: required key is missing"),
+        (
+            GOOD.replace("  path: register\n", "  path: register\n  bogus: 1\n"),
+            "line 6: source.bogus: unknown key",
+        ),
+        (
+            GOOD.replace("organisation_id: exempelby-kommun\n", ""),
+            "organisation_id: required key is missing",
+        ),
         (GOOD.replace("  path: out\n", ""), "line 6: target.path: required key is missing"),
         (GOOD + "encoding: latin-9\n", "line 9: encoding: Input should be"),
         (GOOD.replace("kind: directory", "kind: ftp"), "target"),
@@ -63,7 +67,9 @@ def test_mapping_override_and_errors(tmp_path):
     spec = load_mapping(write(tmp_path, "mentor_links: false\ngroup_types: [Klass]\n", "m.yaml"))
     assert spec.mentor_links is False and spec.group_types == ["Klass"]
     assert spec.school_forms["GR"] == "se.grundskoleutbildning.grundskola"  # default kept
-    bad = write(tmp_path, "school_forms:\n  GYS: se.gymnasiesarskola\nmentorlinks: true\n", "b.yaml")
+    bad = write(
+        tmp_path, "school_forms:\n  GYS: se.gymnasiesarskola\nmentorlinks: true\n", "b.yaml"
+    )
     with pytest.raises(ConfigError) as caught:
         load_mapping(bad)
     text = str(caught.value)

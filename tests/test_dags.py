@@ -26,7 +26,7 @@ def _parse(folder: Path):
 
     real_connect = socket.socket.connect
 
-    def no_network(self, address):  # noqa: ANN001
+    def no_network(self, address):
         raise OSError(f"network connection to {address} at DAG parse time")
 
     parse_guard.ARMED = True
@@ -71,8 +71,14 @@ def test_nightly_runs_before_unikums_deadline(dagbag):
     assert dag.timetable.summary == "30 20 * * *"
     assert str(dag.timetable._timezone) in ("Europe/Stockholm", "Timezone('Europe/Stockholm')")
     assert [t.task_id for t in dag.tasks] == [
-        "prepare", "extract", "transform_and_validate", "delta", "write", "deliver",
-        "commit_state", "report",
+        "prepare",
+        "extract",
+        "transform_and_validate",
+        "delta",
+        "write",
+        "deliver",
+        "commit_state",
+        "report",
     ]
 
 

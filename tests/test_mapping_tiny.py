@@ -29,21 +29,100 @@ def test_relations_are_exactly_the_expected_ones():
 
 def test_rows_are_exactly_the_expected_ones():
     rows = rows_by_key(run())
-    assert rows[tiny.G1] == ["Anna", "Öberg", "anna@example.se", tiny.G1, "", "", "", "",
-                             "Storgatan 1", "12345", "Exempelby", "false", "true", "true",
-                             "true", "", "", "", "user"]
-    assert rows[tiny.T1] == ["Karin", "Lärare", "karin.larare@exempelby.se", tiny.T1, "", "",
-                             "0701234567", "", "", "", "", "false", "true", "true", "true", "",
-                             "", "", "user"]
-    assert rows[tiny.C1] == ["Åsa", "Öberg", "asa.oberg@elev.exempelby.se", tiny.C1, "", "", "",
-                             "", "", "", "", "false", "true", "true", "true", "7", "", "",
-                             "user"]
-    assert rows["u1"] == ["u1", "12345678", "Ekbackens skola",
-                          "se.grundskoleutbildning.grundskola", "", "", "", "", "", "", "", "",
-                          "", "", "school"]
+    assert rows[tiny.G1] == [
+        "Anna",
+        "Öberg",
+        "anna@example.se",
+        tiny.G1,
+        "",
+        "",
+        "",
+        "",
+        "Storgatan 1",
+        "12345",
+        "Exempelby",
+        "false",
+        "true",
+        "true",
+        "true",
+        "",
+        "",
+        "",
+        "user",
+    ]
+    assert rows[tiny.T1] == [
+        "Karin",
+        "Lärare",
+        "karin.larare@exempelby.se",
+        tiny.T1,
+        "",
+        "",
+        "0701234567",
+        "",
+        "",
+        "",
+        "",
+        "false",
+        "true",
+        "true",
+        "true",
+        "",
+        "",
+        "",
+        "user",
+    ]
+    assert rows[tiny.C1] == [
+        "Åsa",
+        "Öberg",
+        "asa.oberg@elev.exempelby.se",
+        tiny.C1,
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "false",
+        "true",
+        "true",
+        "true",
+        "7",
+        "",
+        "",
+        "user",
+    ]
+    assert rows["u1"] == [
+        "u1",
+        "12345678",
+        "Ekbackens skola",
+        "se.grundskoleutbildning.grundskola",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "",
+        "school",
+    ]
     assert rows["avd1"] == ["avd1", "Avdelning Blå", "", "", "", "", "class"]
-    assert set(rows) == {"u1", "u2", "7a", "ma7", "avd1", tiny.C1, tiny.C3, tiny.T1, tiny.P1,
-                         tiny.G1, tiny.G2}
+    assert set(rows) == {
+        "u1",
+        "u2",
+        "7a",
+        "ma7",
+        "avd1",
+        tiny.C1,
+        tiny.C3,
+        tiny.T1,
+        tiny.P1,
+        tiny.G1,
+        tiny.G2,
+    }
 
 
 def test_protected_person_is_never_named_and_only_counted():

@@ -104,10 +104,16 @@ def test_class_change_sends_exactly_the_change_in_order(night):
     def move_to_7b(data):
         seven_a = data["groups"][0]
         seven_a["groupMemberships"][0]["endDate"] = YESTERDAY
-        data["groups"].append({
-            "id": "7b", "displayName": "7B", "groupType": "Klass", "schoolType": "GR",
-            "organisation": {"id": "u1"}, "groupMemberships": [{"person": {"id": "c1"}}],
-        })
+        data["groups"].append(
+            {
+                "id": "7b",
+                "displayName": "7B",
+                "groupType": "Klass",
+                "schoolType": "GR",
+                "organisation": {"id": "u1"},
+                "groupMemberships": [{"person": {"id": "c1"}}],
+            }
+        )
 
     night.change(move_to_7b)
     assert night.run() == 0
@@ -165,7 +171,9 @@ def test_empty_register_is_refused_and_state_untouched(night, capsys):
 
 
 def test_mass_removal_is_refused_unless_allowed(tmp_path, staging_url, capsys):
-    night = Night(tmp_path, staging_url, "safety: {max_remove_fraction: 0.3, min_removes_to_guard: 5}\n")
+    night = Night(
+        tmp_path, staging_url, "safety: {max_remove_fraction: 0.3, min_removes_to_guard: 5}\n"
+    )
     assert night.run() == 0
     night.new_files()
     night.change(lambda d: [p.update(enrolments=[]) for p in d["persons"]])
@@ -173,7 +181,9 @@ def test_mass_removal_is_refused_unless_allowed(tmp_path, staging_url, capsys):
     assert "refused: tonight would remove" in capsys.readouterr().err
     assert night.new_files() == {}
     assert night.run("--allow-mass-removal") == 0
-    assert any(line.startswith("remove\tstudent_in_school") for line in night.new_files()[".relations"])
+    assert any(
+        line.startswith("remove\tstudent_in_school") for line in night.new_files()[".relations"]
+    )
 
 
 def test_failed_delivery_leaves_state_untouched_and_next_run_catches_up(night, capsys):
@@ -193,8 +203,9 @@ def stage(night: Night, name: str, run_id: str) -> int:
     return main(["stage", name, "--config", str(night.config), "--run-id", run_id])
 
 
-@pytest.mark.parametrize("stopped_after", ["prepare", "extract", "transform", "delta", "write",
-                                           "deliver", "commit"])
+@pytest.mark.parametrize(
+    "stopped_after", ["prepare", "extract", "transform", "delta", "write", "deliver", "commit"]
+)
 def test_a_run_killed_at_any_stage_resumes_to_the_same_delta(tmp_path, stopped_after):
     reference = Night(tmp_path / "reference", f"sqlite:///{tmp_path}/reference.db")
     interrupted = Night(tmp_path / "interrupted", f"sqlite:///{tmp_path}/interrupted.db")
@@ -241,3 +252,18 @@ def test_overlapping_run_fails_clearly_and_unlock_frees_it(night, capsys):
     assert "staging is locked by run stuck-run" in err and "autosynk unlock stuck-run" in err
     assert main(["unlock", "stuck-run", "--config", str(night.config)]) == 0
     assert night.run() == 0
+
+
+def test_stages_share_nothing_but_the_configured_work_base(tmp_path):
+    """With an fsspec work base (here in-memory), no stage relies on a local work folder."""
+    night = Night(tmp_path, f"sqlite:///{tmp_path}/staging.db")
+    text = night.config.read_text().replace("work_base: work", "work_base: memory://autosynk-e2e")
+    night.config.write_text(text)
+    assert night.run("--run-id", "remote-night") == 0
+    assert relations_of(night.new_files()[".relations"]) == {
+        ("add", *r) for r in tiny.EXPECTED_RELATIONS
+    }
+    assert not (tmp_path / "work").exists()
+    from upath import UPath
+
+    assert (UPath("memory://autosynk-e2e") / "remote-night" / "run-summary.json").exists()

@@ -32,7 +32,7 @@ from autosynk.sources import ENTITIES
 from autosynk.sources.snapshot import take_snapshot
 from autosynk.staging.store import Changes, Staging
 from autosynk.unikum import writer
-from autosynk.workspace import RunWorkspace
+from autosynk.workspace import RunWorkspace, write_private
 
 log = logging.getLogger("autosynk")
 
@@ -295,24 +295,17 @@ def write(
         principals_bytes, relations_bytes = writer.render(
             principals, adds, removes, cfg.format, cfg.encoding
         )
-        with ws.local_dir("package", "files") as folder:
+        with ws.local_dir("package", "files") as folder, ws.local_dir("package", "out") as out:
             plain = []
             for suffix, data in (
                 (".principals", principals_bytes),
                 (".relations", relations_bytes),
             ):
                 path = folder / f"{stem}{suffix}"
-                from autosynk.workspace import write_private
-
                 write_private(path, data)
                 plain.append(path)
             built = build_package(
-                plain,
-                stem,
-                cfg.packaging,
-                folder / "out",
-                pgp=cfg.pgp,
-                passphrase=_pgp_passphrase(cfg),
+                plain, stem, cfg.packaging, out, pgp=cfg.pgp, passphrase=_pgp_passphrase(cfg)
             )
             package["files"] = [
                 {"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p.read_bytes())}
@@ -357,7 +350,7 @@ def deliver(cfg: RunConfig, run_id: str, *, uploader: Uploader | None = None) ->
         st.update_run(run_id, status="delivered")
         return {"delivered": 0, "nothing_to_deliver": True}
     ws = workspace_for(cfg, run_id)
-    with ws.local_dir("package", "files", "out") as folder:
+    with ws.local_dir("package", "out") as folder:
         files = [folder / f["name"] for f in package["files"]]
         for entry, path in zip(package["files"], files, strict=True):
             if _sha256(path.read_bytes()) != entry["sha256"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections import Counter
 from typing import Any
 
@@ -14,6 +15,7 @@ from autosynk.staging.store import Staging
 from autosynk.workspace import RunWorkspace, safe_run_dir, write_private
 
 MAX_LISTED_QUARANTINE = 1000
+log = logging.getLogger("autosynk")
 
 
 def _frame(ws: RunWorkspace, *parts: str) -> pd.DataFrame | None:
@@ -94,7 +96,15 @@ def write_summary(cfg: RunConfig, ws: RunWorkspace, summary: dict[str, Any]) -> 
     where = str(ws.path("run-summary.json"))
     if isinstance(cfg.target, DirectoryTarget):
         folder = cfg.target.path
-        write_private(folder / f"run-summary-{safe_run_dir(ws.run_id)}.json", data + b"\n")
-        write_private(folder / "run-summary.json", data + b"\n")
-        where = str(folder / "run-summary.json")
+        try:
+            write_private(folder / f"run-summary-{safe_run_dir(ws.run_id)}.json", data + b"\n")
+            write_private(folder / "run-summary.json", data + b"\n")
+            where = str(folder / "run-summary.json")
+        except OSError as exc:  # the target itself may be what failed tonight
+            log.warning(
+                "run summary not written to %s (%s); it is in %s",
+                folder,
+                exc.strerror or exc,
+                where,
+            )
     return where

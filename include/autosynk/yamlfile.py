@@ -67,6 +67,14 @@ def _line_for(loc: Location, lines: dict[Location, int]) -> int | None:
     return None
 
 
+def _child(node: Any, part: str | int) -> tuple[bool, Any]:
+    if isinstance(node, dict) and part in node:
+        return True, node[part]
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return True, node[part]
+    return False, None
+
+
 def _document_path(data: Any, loc: tuple[str | int, ...]) -> Location:
     """Keep the parts of a pydantic error location that are real keys of the document.
 
@@ -76,12 +84,10 @@ def _document_path(data: Any, loc: tuple[str | int, ...]) -> Location:
     out: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        found, child = _child(node, part)
+        if found:
             out.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            out.append(part)
-            node = node[part]
+            node = child
         elif isinstance(node, dict | list):
             continue  # a union tag, or a missing key (kept below)
         else:

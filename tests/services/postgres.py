@@ -14,8 +14,9 @@ PG_USER = os.environ.get("AUTOSYNK_TEST_PG_USER", "postgres")
 
 
 def _admin() -> psycopg.Connection:
-    return psycopg.connect(host=PG_HOST, user=PG_USER, dbname="postgres", autocommit=True,
-                           connect_timeout=5)
+    return psycopg.connect(
+        host=PG_HOST, user=PG_USER, dbname="postgres", autocommit=True, connect_timeout=5
+    )
 
 
 @pytest.fixture

@@ -43,17 +43,17 @@ def read_source(cfg: RunConfig, out_dir: Path, cache_dir: Path | None) -> dict[s
 
         return ss12000_files.extract(source, out_dir)
     if isinstance(source, SS12000ApiSource):
-        from autosynk.sources import ss12000_api
+        import autosynk.sources.ss12000_api as ss12000_api
 
         return ss12000_api.extract(source, out_dir, cache_dir=cache_dir)
     if isinstance(source, CsvExportSource):
-        from autosynk.sources import file_export
+        import autosynk.sources.file_export as file_export
 
         return file_export.extract(source, out_dir)
     raise ConfigError(f"source kind {source.kind!r} is not supported")  # pragma: no cover
 
 
 def read_directory(cfg: LdapDirectory, out_dir: Path) -> int:
-    from autosynk.sources import directory_ldap
+    import autosynk.sources.directory_ldap as directory_ldap
 
     return directory_ldap.extract(cfg, out_dir / "directory.json")

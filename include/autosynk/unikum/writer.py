@@ -12,7 +12,7 @@ import pandas as pd
 
 from autosynk.config import FileFormat
 from autosynk.model import ADD, PRINCIPAL_ORDER, RELATION_ORDER, REMOVE
-from autosynk.unikum.encoding import encode_lines
+from autosynk.unikum.encoding import Encoding, LineEnding, encode_lines
 
 _KIND_RANK = {kind: rank for rank, kind in enumerate(PRINCIPAL_ORDER)}
 _TYPE_RANK = {rel_type: rank for rank, rel_type in enumerate(RELATION_ORDER)}
@@ -62,8 +62,9 @@ def render(
     encoding: str,
 ) -> tuple[bytes, bytes]:
     """The bytes of the ``.principals`` and ``.relations`` files."""
-    ending = "\r\n" if fmt.line_ending == "crlf" else "\n"
+    ending: LineEnding = "\r\n" if fmt.line_ending == "crlf" else "\n"
+    charset: Encoding = "iso-8859-1" if encoding == "iso-8859-1" else "utf-8"
     return (
-        encode_lines(principal_lines(principals), encoding, ending),
-        encode_lines(relation_lines(adds, removes, fmt), encoding, ending),
+        encode_lines(principal_lines(principals), charset, ending),
+        encode_lines(relation_lines(adds, removes, fmt), charset, ending),
     )
