@@ -267,3 +267,39 @@ def test_stages_share_nothing_but_the_configured_work_base(tmp_path):
     from upath import UPath
 
     assert (UPath("memory://autosynk-e2e") / "remote-night" / "run-summary.json").exists()
+
+
+def test_total_rebaselines_everything_and_removes_what_is_gone(night):
+    assert night.run() == 0
+    night.new_files()
+    night.change(lambda d: d["groups"][0]["groupMemberships"][0].update(endDate=YESTERDAY))
+    # a total for Unikum's test server changes nothing in staging
+    assert night.run("--total", "--no-commit") == 0
+    assert night.delivered_relations() == tiny.EXPECTED_RELATIONS
+    night.new_files()
+    assert night.run("--total") == 0
+    files = night.new_files()
+    expected_now = tiny.EXPECTED_RELATIONS - {
+        ("student_in_class", tiny.C1, "7a"),
+        ("mentor_for", tiny.T1, tiny.C1),
+    }
+    assert relations_of(files[".relations"]) == {("add", *r) for r in expected_now} | {
+        ("remove", "student_in_class", tiny.C1, "7a"),
+        ("remove", "mentor_for", tiny.T1, tiny.C1),
+    }
+    assert len(files[".principals"]) == 11  # every object, changed or not
+    assert night.delivered_relations() == expected_now
+    assert night.run() == 0
+    assert night.new_files() == {}
+
+
+def test_history_answers_when_a_pupil_left_a_class(night, capsys):
+    assert night.run("--run-id", "night-1") == 0
+    night.change(lambda d: d["groups"][0]["groupMemberships"][0].update(endDate=YESTERDAY))
+    assert night.run("--run-id", "night-2") == 0
+    capsys.readouterr()
+    assert main(["history", tiny.C1, "--config", str(night.config)]) == 0
+    out = capsys.readouterr().out
+    assert "night-2\tremove\tstudent_in_class\t20130315-****\t7a" in out
+    assert "night-1\tadd\tstudent_in_class\t20130315-****\t7a" in out
+    assert tiny.C1 not in out

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 from pydantic import ValidationError
 
 from autosynk.config import SS12000ApiSource
@@ -46,7 +47,10 @@ class AutosynkSS12000Hook(BaseHook):
     def get_source_config(self, base: SS12000ApiSource | None = None) -> SS12000ApiSource:
         """The source settings: the connection's values over ``base`` (the run config's)."""
         conn_id = self.autosynk_ss12000_conn_id
-        conn = self.get_connection(conn_id)
+        try:
+            conn = self.get_connection(conn_id)
+        except AirflowNotFoundException:
+            raise ConfigError(f"Airflow connection {conn_id!r} is not defined") from None
         extra: dict[str, Any] = dict(conn.extra_dejson)
         unknown = sorted(set(extra) - EXTRA_KEYS)
         if unknown:
@@ -70,9 +74,7 @@ class AutosynkSS12000Hook(BaseHook):
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "connection"
-            raise ConfigError(
-                f"Airflow connection {conn_id!r}: {where}: {first['msg']}"
-            ) from None
+            raise ConfigError(f"Airflow connection {conn_id!r}: {where}: {first['msg']}") from None
 
 
 def base_url(host: str, schema: str | None, port: int | None) -> str:

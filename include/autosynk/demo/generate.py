@@ -143,7 +143,8 @@ class Factory:
         created = self.past(created)
         span = (self.today - DAY - created).days
         modified = created + dt.timedelta(days=self.rng.randint(0, max(span, 0)))
-        return {"created": self.stamp(created), "modified": self.stamp(modified)}
+        created_at, modified_at = self.stamp(created), self.stamp(modified)
+        return {"created": created_at, "modified": max(created_at, modified_at)}
 
     def birth_in(self, year: int) -> dt.date:
         day = dt.date(year, 1, 1) + dt.timedelta(days=self.rng.randint(0, 364))

@@ -175,7 +175,8 @@ class CivicNumbers:
         style = style or rng.choices(STYLES, weights=STYLE_WEIGHTS)[0]
         day = birth.day + (60 if coordination else 0)
         while True:
-            serial = f"{rng.randint(0, 99):02d}{rng.choice('13579' if male else '02468')}"
+            # serial 000 is never issued
+            serial = f"{rng.randint(1, 99):02d}{rng.choice('13579' if male else '02468')}"
             nine = f"{birth:%y%m}{day:02d}{serial}"
             last4 = f"{serial}{luhn_digit(nine)}"
             canonical = f"{birth.year:04d}{birth.month:02d}{day:02d}{last4}"

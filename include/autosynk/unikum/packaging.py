@@ -224,7 +224,8 @@ def verify_package(path: Path, *, gnupghome: Path, passphrase: str | None = None
     """Decrypt ``path`` with a key in ``gnupghome`` and check its signature.
 
     Returns ``valid`` (a good signature by a key in that home), ``signer_fingerprint``
-    (of the signing key's primary key), ``status`` and the zip's ``members``. A package
+    (the signing key's primary key, when valid), ``signer_key_id``, ``status`` and the
+    zip's ``members``. A package
     that cannot be decrypted (wrong recipient, damaged bytes) raises PackagingError.
     """
     gpg = _gpg(gnupghome)
@@ -241,7 +242,11 @@ def verify_package(path: Path, *, gnupghome: Path, passphrase: str | None = None
         raise PackagingError(f"{path.name}: zip member {broken} is damaged")
     return {
         "valid": bool(result.valid),
-        "signer_fingerprint": result.pubkey_fingerprint or result.fingerprint,
+        # only a verified signature names its signer; otherwise the key id is the clue
+        "signer_fingerprint": (result.pubkey_fingerprint or result.fingerprint)
+        if result.valid
+        else None,
+        "signer_key_id": result.key_id,
         "status": result.status,
         "members": members,
     }
@@ -317,7 +322,8 @@ def _existing(
     same_build = (
         manifest is not None
         and {key: manifest.get(key) for key in identity} == identity
-        and manifest.get("outputs", [{}])[0].get("sha256") == _sha256(path.read_bytes())
+        and [o.get("sha256") for o in manifest.get("outputs", []) if isinstance(o, dict)]
+        == [_sha256(path.read_bytes())]
     )
     if not same_build:
         raise PackagingError(
