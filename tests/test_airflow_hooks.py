@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -241,3 +242,14 @@ def test_callback_survives_a_failing_or_absent_webhook(
         "autosynk alert webhook failed: InvalidURL (HTTP None)",
     ]
     assert "hush" not in caplog.text  # a token in the webhook URL never reaches the log
+
+
+def test_the_documented_example_connection_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """.env.example's SS 12000 connection is one this hook reads without complaint."""
+    env_example = Path(__file__).resolve().parent.parent / ".env.example"
+    line = next(x for x in env_example.read_text().splitlines() if x.startswith(CONN_ENV + "="))
+    monkeypatch.setenv(CONN_ENV, line.partition("=")[2].strip("'"))
+    source = AutosynkSS12000Hook().get_source_config()
+    assert source.base_url == "https://register.example.se/ss12000/v2"
+    assert source.token_url == "https://register.example.se/oauth2/token"
+    assert source.page_size == 500

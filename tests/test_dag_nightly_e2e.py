@@ -26,7 +26,7 @@ def _files(out):
     return {p.name: p.read_text(encoding="utf-8") for p in out.glob("Exempelby_*")}
 
 
-def test_nightly_dag_delivers_total_then_delta_then_nothing(tmp_path, monkeypatch):
+def test_nightly_dag_delivers_total_then_delta_then_nothing(tmp_path, monkeypatch, airflow_db):
     register = tmp_path / "register"
     generate(register, seed=3, scale="small")
     config = tmp_path / "autosynk.yaml"
@@ -64,7 +64,7 @@ def test_nightly_dag_delivers_total_then_delta_then_nothing(tmp_path, monkeypatc
     assert json.loads((out / "run-summary.json").read_text())["nothing_to_deliver"] is True
 
 
-def test_a_failed_night_fails_the_dag_run_and_frees_the_lock(tmp_path, monkeypatch):
+def test_a_failed_night_fails_the_dag_run_and_frees_the_lock(tmp_path, monkeypatch, airflow_db):
     register = tmp_path / "register"
     register.mkdir()
     for name in ("organisations", "persons", "groups", "duties", "activities"):

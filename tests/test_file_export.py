@@ -18,6 +18,7 @@ from autosynk.sources import ENTITIES
 from autosynk.sources.file_export import (
     LAYOUT,
     Problems,
+    configured_delimiter,
     decode_export,
     detect_delimiter,
     extract,
@@ -94,6 +95,24 @@ def test_decode_export(data: bytes, declared: str, text: str, used: str) -> None
 )
 def test_detect_delimiter(header: str, delimiter: str) -> None:
     assert detect_delimiter(header) == delimiter
+
+
+@pytest.mark.parametrize(
+    ("declared", "delimiter"),
+    [(None, None), (";", ";"), ("tab", "\t"), ("\\t", "\t"), ("\t", "\t"), ("Pipe", "|")],
+)
+def test_configured_delimiter(declared: str | None, delimiter: str | None) -> None:
+    assert configured_delimiter(declared) == delimiter
+
+
+def test_configured_delimiter_must_be_one_character() -> None:
+    with pytest.raises(ConfigError, match=r"source\.delimiter"):
+        configured_delimiter(";;")
+
+
+def test_unknown_declared_encoding_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"source\.encoding: unknown encoding 'latin-9000'"):
+        read_table("personer.csv", PERSONS, LAYOUT["personer"], Problems(), encoding="latin-9000")
 
 
 @pytest.mark.parametrize(

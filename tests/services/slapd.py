@@ -4,8 +4,10 @@
 for ``dc=exempelby,dc=se`` (rootdn ``cn=admin,...``), the core/cosine/inetorgperson/nis
 schemas, listening on ``ldap://127.0.0.1:<port>/`` (StartTLS offered) and
 ``ldaps://127.0.0.1:<port>/``, with a server certificate signed by a CA made here.
-It also holds ``cn=limited,...``, a user whose paged searches slapd cuts off after a few
-entries (``limits ... size.prtotal``): a real search that fails part way.
+Besides the rootdn it holds ``cn=reader,...``, whose plain (unpaged) searches slapd cuts
+off after 5 entries while paged ones read all (so a test proves paging is used), and
+``cn=limited,...``, whose paged searches slapd refuses after 3 entries in total
+(``limits ... size.prtotal``): a real search that fails part way.
 
 ``slapd_tree`` (function): a fresh, empty ``ou=...`` below the suffix for one test;
 ``Slapd.load(ldif)`` adds entries with ``ldapadd``. Skips, saying so, without slapd.
@@ -14,6 +16,8 @@ entries (``limits ... size.prtotal``): a real search that fails part way.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import itertools
 import shutil
 import signal
 import socket
@@ -36,6 +40,11 @@ MODULE_DIR = Path("/usr/lib/ldap")
 SUFFIX = "dc=exempelby,dc=se"
 ROOT_DN = f"cn=admin,{SUFFIX}"
 ROOT_PASSWORD = "admin-secret-for-tests"
+#: an ordinary reader: a plain search stops at READER_PLAIN_LIMIT entries, as AD's
+#: MaxPageSize does, while a paged search reads everything
+READER_DN = f"cn=reader,{SUFFIX}"
+READER_PASSWORD = "reader-secret-for-tests"
+READER_PLAIN_LIMIT = 5
 LIMITED_DN = f"cn=limited,{SUFFIX}"
 LIMITED_PASSWORD = "limited-secret-for-tests"
 #: entries a paged search as LIMITED_DN may return in total before slapd refuses
@@ -94,9 +103,7 @@ def make_ca(folder: Path, name: str) -> tuple[Path, ec.EllipticCurvePrivateKey, 
 def _server_cert(
     folder: Path, ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate
 ) -> tuple[Path, Path]:
-    """A server certificate for 127.0.0.1 / localhost signed by the CA: (cert, key)."""
-    import ipaddress
-
+    """A server certificate for 127.0.0.1 and ldap.exempelby.test (not localhost)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -109,7 +116,10 @@ def _server_cert(
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(
             x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                [
+                    x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    x509.DNSName("ldap.exempelby.test"),
+                ]
             ),
             critical=False,
         )
@@ -146,8 +156,12 @@ suffix "{SUFFIX}"
 rootdn "{ROOT_DN}"
 rootpw {ROOT_PASSWORD}
 directory {work / "db"}
+limits dn.exact="{READER_DN}"
+  size.soft={READER_PLAIN_LIMIT} size.hard={READER_PLAIN_LIMIT}
+  size.pr=unlimited size.prtotal=unlimited
 # a paged search by this user is refused once it passed LIMITED_TOTAL entries
-limits dn.exact="{LIMITED_DN}" size.prtotal={LIMITED_TOTAL} size.soft=unlimited size.hard=unlimited
+limits dn.exact="{LIMITED_DN}"
+  size.prtotal={LIMITED_TOTAL} size.soft=unlimited size.hard=unlimited
 access to attrs=userPassword by anonymous auth by * none
 access to * by * read
 """
@@ -160,6 +174,12 @@ objectClass: dcObject
 objectClass: organization
 dc: exempelby
 o: Exempelby kommun
+
+dn: {READER_DN}
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: reader
+userPassword: {READER_PASSWORD}
 
 dn: {LIMITED_DN}
 objectClass: organizationalRole
@@ -185,6 +205,9 @@ class Slapd:
     suffix = SUFFIX
     root_dn = ROOT_DN
     root_password = ROOT_PASSWORD
+    reader_dn = READER_DN
+    reader_password = READER_PASSWORD
+    reader_plain_limit = READER_PLAIN_LIMIT
     limited_dn = LIMITED_DN
     limited_password = LIMITED_PASSWORD
     limited_total = LIMITED_TOTAL
@@ -278,11 +301,15 @@ def slapd() -> Iterator[Slapd]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+_TREE_NUMBERS = itertools.count(1)
+
+
 @pytest.fixture
 def slapd_tree(slapd: Slapd, request: pytest.FixtureRequest) -> str:
     """A fresh organisational unit for one test; returns its DN."""
     slapd.start()  # a test that stopped the server must not take the next one down with it
-    name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:60]
+    readable = "".join(c if c.isalnum() else "-" for c in request.node.name)[:48]
+    name = f"{readable}-{next(_TREE_NUMBERS)}"  # parametrised names may clash once cut
     dn = f"ou={name},{SUFFIX}"
     slapd.load(f"dn: {dn}\nobjectClass: organizationalUnit\nou: {name}\n")
     return dn

@@ -593,7 +593,7 @@ class Municipality:
             for programme in names.GY_PROGRAMMES[: self.scale.programmes]:
                 label = f"{programme}{(sy.first - year + 1) % 100:02d}"
                 klass = self.group(label, "Klass", "GY", unit, end=sy.end)
-                slots = self.pupils(unit, "GY", year, klass, rng.randint(16, 22))
+                slots = self.pupils(unit, "GY", year, klass, rng.randint(15, 20))
                 mentor = self.duty(unit, "Lärare", assignments=((klass, "Mentor"),))
                 self.activity(f"Mentorstid {label}", unit, [klass], [mentor])
                 for half, members in enumerate(self.split(slots, 2), start=1):

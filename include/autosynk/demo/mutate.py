@@ -48,10 +48,16 @@ class Day:
         self.touched: set[str] = set()  # persons already changed today
 
     def _numbers(self) -> set[str]:
+        """Numbers in use, in the canonical form :class:`names.CivicNumbers` keeps."""
         used = set()
         for person in self.entities["persons"]:
+            value = str((person.get("civicNo") or {}).get("value") or "")
+            digits = value.replace("-", "")
+            if len(digits) == 12 and digits.isdigit():  # most; skip the slower full parse
+                used.add(digits)
+                continue
             try:
-                identity = normalise((person.get("civicNo") or {}).get("value"), self.today)
+                identity = normalise(value, self.today)
             except InvalidIdentity:
                 continue
             used.add(identity.value if identity.kind == "tf" else identity.value.replace("-", ""))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -73,7 +74,8 @@ def read_directory(cfg: LdapDirectory) -> DirectoryRead:
             for attributes, dn in _paged_entries(conn, cfg):
                 _collect(found, cfg, attributes, dn)
         finally:
-            conn.unbind()
+            with contextlib.suppress(ldap_errors.LDAPException, OSError):
+                conn.unbind()
     found.entries.sort(key=lambda entry: (entry["match"] or "", entry["dn"] or ""))
     matches = [entry["match"] for entry in found.entries]
     found.duplicate_matches = len(matches) - len(set(matches))
@@ -121,7 +123,8 @@ def connection_from(cfg: LdapDirectory) -> ldap3.Connection:
             auto_bind=ldap3.AUTO_BIND_NONE,
             read_only=True,
             raise_exceptions=True,
-            receive_timeout=cfg.timeout_seconds,
+            # ldap3 packs this into SO_RCVTIMEO as whole seconds
+            receive_timeout=max(1, math.ceil(cfg.timeout_seconds)),
             auto_referrals=False,
         )
         try:
@@ -130,7 +133,9 @@ def connection_from(cfg: LdapDirectory) -> ldap3.Connection:
                 conn.start_tls()
             conn.bind()
         except BaseException:
-            conn.unbind()
+            # closing a half-open (e.g. failed TLS) socket fails too: keep the first error
+            with contextlib.suppress(ldap_errors.LDAPException, OSError):
+                conn.unbind()
             raise
         return conn
 
@@ -150,7 +155,7 @@ def _paged_entries(
             attributes=sorted(set(wanted)),
             paged_size=cfg.page_size,
             paged_cookie=cookie,
-            time_limit=max(1, int(cfg.timeout_seconds)),
+            time_limit=max(1, math.ceil(cfg.timeout_seconds)),
         )
         # ldap3 does not raise for size/time limits or referrals: each means a short read
         result = conn.result

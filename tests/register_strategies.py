@@ -1,0 +1,356 @@
+"""Hypothesis strategies: a small municipality's SS 12000 register, night after night.
+
+A fixed pool of schools, groups, pupils, guardians and staff (valid personnummer, so a key
+never depends on the draw); each night draws who is enrolled where, who is in which group,
+who is whose guardian, who works where and mentors or teaches what, and sometimes: a
+person becomes protected, a record carries a wrong check digit for a night, a group
+closes, a person leaves the register, a number comes in another written form.
+
+``register(night, allow_invalid)`` turns one drawn night into the five SS 12000 lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from hypothesis import strategies as st
+
+from autosynk.demo.names import luhn_digit
+
+ORG = "exempelby-kommun"
+START = "2020-08-15"
+ENDED = "2000-01-01"  # an end date in the past: the record is not active on any night
+
+
+def _pnr(date8: str, serial: str) -> str:
+    return f"{date8}-{serial}{luhn_digit(date8[2:] + serial)}"
+
+
+PUPILS = {
+    "p1": _pnr("20130315", "238"),
+    "p2": _pnr("20140422", "246"),
+    "p3": _pnr("20150611", "123"),
+    "p4": _pnr("20160707", "452"),
+    "p5": _pnr("20190912", "331"),
+    "p6": _pnr("20100128", "564"),
+}
+GUARDIANS = {
+    "g1": _pnr("19870202", "456"),
+    "g2": _pnr("19790303", "789"),
+    "g3": _pnr("19800404", "321"),
+    "g4": _pnr("19910519", "148"),
+}
+STAFF = {
+    "s1": _pnr("19850101", "123"),  # may also be a pupil's guardian
+    "s2": _pnr("19750505", "111"),
+    "s3": _pnr("19681130", "272"),
+}
+NUMBERS = {**PUPILS, **GUARDIANS, **STAFF}
+
+#: school id -> (school types, enrolment school type, school years an enrolment may name)
+SCHOOLS: dict[str, tuple[list[str], str, tuple[int | None, ...]]] = {
+    "u1": (["FSK", "GR", "FTH"], "GR", (1, 4, 7, 9)),
+    "u2": (["FS"], "FS", (None,)),
+    "u3": (["GY"], "GY", (1, 2, 3)),
+}
+SCHOOL_CODES = {"u1": "12345678", "u2": "87654321", "u3": "11223344"}
+#: group id -> (school, group type, school type)
+GROUPS = {
+    "k1": ("u1", "Klass", "GR"),
+    "k2": ("u1", "Undervisning", "GR"),
+    "m1": ("u1", "Mentor", "GR"),
+    "a1": ("u2", "Avdelning", "FS"),
+    "y1": ("u3", "Klass", "GY"),
+}
+#: hand-made relations an administrator keeps in Unikum; the sync can never produce them
+MANUAL_RELATIONS = (
+    ("administrator_for", STAFF["s3"], ORG),
+    ("guardian_for", STAFF["s2"], PUPILS["p1"]),  # a foster parent, handled by hand
+    ("teacher_in_class", STAFF["s2"], "HANDGRUPP-1"),  # a staff group made in Unikum
+)
+
+NAMES = ("Åsa", "Anna", "Bo", "Liam", "Karin", "Per")
+MARKINGS = ("Ingen",) * 22 + ("Skyddad folkbokföring", "Sekretessmarkering")
+STATUSES = ("Aktiv",) * 11 + ("Utvandrad",)
+#: the forms a register writes a number in; the key must not depend on it
+NUMBER_FORMS = ("12-hyphen", "12-plain", "10-hyphen")
+
+
+@dataclass(frozen=True)
+class Person:
+    name: int  # index into NAMES: a rename resends the row
+    marking: str
+    invalid: bool  # a wrong check digit tonight
+    status: str
+    present: bool  # the record is in the register at all
+    number_form: str
+
+
+@dataclass(frozen=True)
+class Pupil:
+    person: Person
+    school: str | None
+    year_index: int
+    groups: frozenset[str]
+    guardians: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Staff:
+    person: Person
+    school: str | None  # None: the duty has ended
+    role: str
+    assignments: frozenset[tuple[str, str]]  # (group, assignment role)
+
+
+@dataclass(frozen=True)
+class NightRegister:
+    """One night's register, in the terms drawn."""
+
+    school_names: tuple[int, ...]
+    groups_open: frozenset[str]
+    group_names: tuple[int, ...]
+    pupils: tuple[Pupil, ...]
+    guardians: tuple[Person, ...]
+    staff: tuple[Staff, ...]
+    activities: tuple[tuple[frozenset[str], frozenset[str]], ...]  # (groups, staff ids)
+
+    def protected_keys(self) -> set[str]:
+        """Identity numbers of persons protected tonight (they may never be named)."""
+        return {
+            NUMBERS[pid]
+            for pid, person in self.persons()
+            if person.present and person.marking != "Ingen"
+        }
+
+    def invalid_keys(self, allow_invalid: bool = True) -> set[str]:
+        """Identity numbers written with a wrong check digit tonight (their state is held)."""
+        if not allow_invalid:
+            return set()
+        return {NUMBERS[pid] for pid, person in self.persons() if person.present and person.invalid}
+
+    def persons(self) -> list[tuple[str, Person]]:
+        return (
+            [(pid, p.person) for pid, p in zip(PUPILS, self.pupils, strict=True)]
+            + list(zip(GUARDIANS, self.guardians, strict=True))
+            + [(pid, s.person) for pid, s in zip(STAFF, self.staff, strict=True)]
+        )
+
+
+def _persons() -> st.SearchStrategy[Person]:
+    return st.builds(
+        Person,
+        name=st.integers(0, len(NAMES) - 1),
+        marking=st.sampled_from(MARKINGS),
+        invalid=st.sampled_from((False,) * 11 + (True,)),
+        status=st.sampled_from(STATUSES),
+        present=st.sampled_from((True,) * 11 + (False,)),
+        number_form=st.sampled_from(NUMBER_FORMS),
+    )
+
+
+_RESPONSIBLES = (*GUARDIANS, "s1")
+
+
+def _pupils() -> st.SearchStrategy[Pupil]:
+    return st.builds(
+        Pupil,
+        person=_persons(),
+        school=st.sampled_from((None, *SCHOOLS)),
+        year_index=st.integers(0, 3),
+        groups=st.frozensets(st.sampled_from(tuple(GROUPS)), max_size=3),
+        guardians=st.lists(st.sampled_from(_RESPONSIBLES), max_size=2, unique=True).map(tuple),
+    )
+
+
+def _staff() -> st.SearchStrategy[Staff]:
+    return st.builds(
+        Staff,
+        person=_persons(),
+        school=st.sampled_from((None, *SCHOOLS)),
+        role=st.sampled_from(("Lärare", "Förskollärare", "Rektor")),
+        assignments=st.frozensets(
+            st.tuples(
+                st.sampled_from(tuple(GROUPS)),
+                st.sampled_from(("Mentor", "Förskollärare", "Barnskötare", "Annan")),
+            ),
+            max_size=2,
+        ),
+    )
+
+
+def nights() -> st.SearchStrategy[NightRegister]:
+    return st.builds(
+        NightRegister,
+        school_names=st.tuples(*[st.integers(0, 1)] * len(SCHOOLS)),
+        groups_open=st.frozensets(st.sampled_from(tuple(GROUPS))).map(
+            lambda closed: frozenset(GROUPS) - closed
+            if len(closed) <= 2
+            else frozenset(GROUPS)  # most nights, most groups are open
+        ),
+        group_names=st.tuples(*[st.integers(0, 1)] * len(GROUPS)),
+        pupils=st.tuples(*[_pupils()] * len(PUPILS)),
+        guardians=st.tuples(*[_persons()] * len(GUARDIANS)),
+        staff=st.tuples(*[_staff()] * len(STAFF)),
+        activities=st.tuples(
+            *[
+                st.tuples(
+                    st.frozensets(st.sampled_from(tuple(GROUPS)), min_size=1, max_size=2),
+                    st.frozensets(st.sampled_from(tuple(STAFF)), max_size=2),
+                )
+            ]
+            * 2
+        ),
+    )
+
+
+def sequences(max_nights: int = 6) -> st.SearchStrategy[list[NightRegister]]:
+    """Nights S0..Sn (n < max_nights): night 0 is the total, the others deltas."""
+    return st.lists(nights(), min_size=1, max_size=max_nights)
+
+
+# -- to SS 12000 ---------------------------------------------------------------------------
+
+
+def _written(number: str, form: str, invalid: bool) -> str:
+    if invalid:  # same person, wrong check digit
+        number = number[:-1] + str((int(number[-1]) + 1) % 10)
+    if form == "12-plain":
+        return number.replace("-", "")
+    if form == "10-hyphen":
+        return number[2:]
+    return number
+
+
+def _person(pid: str, person: Person, allow_invalid: bool, **extra: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": pid,
+        "givenName": NAMES[person.name],
+        "familyName": f"Efternamn{pid.upper()}",
+        "civicNo": {
+            "value": _written(NUMBERS[pid], person.number_form, person.invalid and allow_invalid)
+        },
+        "securityMarking": person.marking,
+        "personStatus": person.status,
+    }
+    record.update(extra)
+    return record
+
+
+def register(night: NightRegister, allow_invalid: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """The five SS 12000 lists of ``night``; ``allow_invalid=False`` writes every number right."""
+    organisations: list[dict[str, Any]] = [
+        {"id": "hm", "displayName": "Exempelby kommun", "organisationType": "Huvudman"}
+    ]
+    for index, (unit, (types, _type, _years)) in enumerate(SCHOOLS.items()):
+        organisations.append(
+            {
+                "id": unit,
+                "displayName": f"Skola {unit} {'ny' if night.school_names[index] else 'gammal'}",
+                "organisationType": "Skolenhet",
+                "schoolUnitCode": SCHOOL_CODES[unit],
+                "schoolTypes": types,
+                "parentOrganisation": {"id": "hm"},
+                "startDate": START,
+            }
+        )
+    members: dict[str, list[str]] = {gid: [] for gid in GROUPS}
+    persons: list[dict[str, Any]] = []
+    for pid, pupil in zip(PUPILS, night.pupils, strict=True):
+        for gid in sorted(pupil.groups):
+            members[gid].append(pid)
+        enrolments = []
+        if pupil.school is not None:
+            _types, school_type, years = SCHOOLS[pupil.school]
+            year = years[pupil.year_index % len(years)]
+            enrolment: dict[str, Any] = {
+                "enroledAt": {"id": pupil.school},
+                "schoolType": school_type,
+                "startDate": START,
+            }
+            if year is not None:
+                enrolment["schoolYear"] = year
+            enrolments.append(enrolment)
+        if pupil.person.present:
+            persons.append(
+                _person(
+                    pid,
+                    pupil.person,
+                    allow_invalid,
+                    emails=[{"value": f"{pid}@elev.exempelby.se", "type": "Skola"}],
+                    enrolments=enrolments,
+                    responsibles=[
+                        {"person": {"id": gid}, "relationType": "Vårdnadshavare"}
+                        for gid in pupil.guardians
+                    ],
+                )
+            )
+    for gid, guardian in zip(GUARDIANS, night.guardians, strict=True):
+        if guardian.present:
+            persons.append(
+                _person(
+                    gid,
+                    guardian,
+                    allow_invalid,
+                    emails=[{"value": f"{gid}@example.se", "type": "Privat"}],
+                )
+            )
+    duties = []
+    for sid, staff in zip(STAFF, night.staff, strict=True):
+        if staff.person.present:
+            persons.append(
+                _person(
+                    sid,
+                    staff.person,
+                    allow_invalid,
+                    emails=[{"value": f"{sid}@exempelby.se", "type": "Personal"}],
+                )
+            )
+        duties.append(  # the duty record stays; an ended duty is simply not active
+            {
+                "id": f"d-{sid}",
+                "person": {"id": sid},
+                "dutyAt": {"id": staff.school or "u1"},
+                "dutyRole": staff.role,
+                "startDate": START,
+                **({} if staff.school else {"endDate": ENDED}),
+                "assignmentRole": [
+                    {"group": {"id": gid}, "assignmentRoleType": role}
+                    for gid, role in sorted(staff.assignments)
+                ],
+            }
+        )
+    groups = []
+    for index, (gid, (unit, group_type, school_type)) in enumerate(GROUPS.items()):
+        groups.append(
+            {
+                "id": gid,
+                "displayName": f"{gid.upper()}{'b' if night.group_names[index] else ''}",
+                "groupType": group_type,
+                "schoolType": school_type,
+                "organisation": {"id": unit},
+                "startDate": START,
+                **({} if gid in night.groups_open else {"endDate": ENDED}),
+                "groupMemberships": [
+                    {"person": {"id": pid}, "startDate": START} for pid in members[gid]
+                ],
+            }
+        )
+    activities = [
+        {
+            "id": f"act{index}",
+            "displayName": f"Aktivitet {index}",
+            "organisation": {"id": "u1"},
+            "groups": [{"id": gid} for gid in sorted(group_ids)],
+            "teachers": [{"duty": {"id": f"d-{sid}"}} for sid in sorted(teachers)],
+        }
+        for index, (group_ids, teachers) in enumerate(night.activities)
+    ]
+    return {
+        "organisations": organisations,
+        "persons": persons,
+        "groups": groups,
+        "duties": duties,
+        "activities": activities,
+    }
