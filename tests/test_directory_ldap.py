@@ -551,3 +551,9 @@ def test_ldapsearch_sees_what_the_demo_ldif_loaded(slapd: Slapd, staff_tree: str
         check=True,
     )
     assert "sn:: w5ZiZXJn" in done.stdout
+
+
+def test_a_broken_search_filter_is_a_source_error(slapd: Slapd, tmp_path: Path) -> None:
+    cfg = config(slapd, slapd.suffix, search_filter="(objectClass=person")
+    with pytest.raises(SourceError, match="search_filter is not a valid LDAP filter"):
+        extract(cfg, tmp_path / "directory.json")

@@ -220,6 +220,9 @@ class Safety(Strict):
 
 
 class RunConfig(Strict):
+    # defaults are validated too: a default work_base is taken from the file's folder
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
     municipality: str = Field(min_length=1)
     organisation_id: str = Field(min_length=1)
     mapping: Path | None = None

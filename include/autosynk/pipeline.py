@@ -129,6 +129,7 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     mapping = load_mapping(cfg.mapping)
     with ws.local_dir("extract") as folder:
         snapshot = read_snapshot(folder)
+        rejected_rows = _export_problems(folder)
     empty = [name for name in REQUIRED_ENTITIES if not snapshot.entities[name]]
     if empty:
         raise SourceError(
@@ -138,6 +139,7 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     today = local_now(cfg).date().isoformat()
     mapped = map_register(snapshot, mapping, cfg.organisation_id, today, cfg.encoding)
 
+    mapped.quarantine.extend(rejected_rows)
     principals = pd.DataFrame(
         [(kind, key, source, "\t".join(fields)) for kind, key, source, fields in mapped.principals],
         columns=["kind", "key", "source_id", "row"],
@@ -184,6 +186,23 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         counts["quarantined"],
     )
     return counts
+
+
+def _export_problems(folder: Path) -> list[Any]:
+    """Rows a file export rejected (``problems.json``), as quarantine entries by file:line."""
+    from autosynk.identity import mask
+    from autosynk.mapping.engine import QuarantineEntry
+
+    path = folder / "problems.json"
+    if not path.exists():
+        return []
+    import json
+
+    entries = json.loads(path.read_text(encoding="utf-8")).get("data", [])
+    return [
+        QuarantineEntry("export-row", f"{e.get('file')}:{e.get('line')}", mask(e.get("reason")))
+        for e in entries
+    ]
 
 
 def _dup_entry(kind: str, source_id: str) -> Any:

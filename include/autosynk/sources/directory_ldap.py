@@ -79,6 +79,7 @@ def read_directory(cfg: LdapDirectory) -> DirectoryRead:
     found.entries.sort(key=lambda entry: (entry["match"] or "", entry["dn"] or ""))
     matches = [entry["match"] for entry in found.entries]
     found.duplicate_matches = len(matches) - len(set(matches))
+    log.info("directory %s: %d usable entries under %s", cfg.url, len(found.entries), cfg.base_dn)
     if found.without_match or found.invalid_civic_no or found.duplicate_matches:
         # counts only: the values themselves are personal data
         log.warning(
@@ -255,6 +256,8 @@ def _describe(exc: BaseException) -> str:
         return f"cannot connect: {_socket_reason(lowered)}"
     if isinstance(exc, ldap_errors.LDAPCommunicationError):
         return "connection lost while reading"
+    if isinstance(exc, ldap_errors.LDAPInvalidFilterError):
+        return "search_filter is not a valid LDAP filter"
     if isinstance(exc, ldap_errors.LDAPNoSuchObjectResult):
         return "base_dn does not exist"
     if isinstance(exc, ldap_errors.LDAPOperationResult):
