@@ -206,9 +206,9 @@ def stage(night: Night, name: str, run_id: str) -> int:
 @pytest.mark.parametrize(
     "stopped_after", ["prepare", "extract", "transform", "delta", "write", "deliver", "commit"]
 )
-def test_a_run_killed_at_any_stage_resumes_to_the_same_delta(tmp_path, stopped_after):
+def test_a_run_killed_at_any_stage_resumes_to_the_same_delta(tmp_path, stopped_after, staging_url):
     reference = Night(tmp_path / "reference", f"sqlite:///{tmp_path}/reference.db")
-    interrupted = Night(tmp_path / "interrupted", f"sqlite:///{tmp_path}/interrupted.db")
+    interrupted = Night(tmp_path / "interrupted", staging_url)
     for n in (reference, interrupted):
         assert n.run("--run-id", "night-1") == 0
         n.new_files()

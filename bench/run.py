@@ -1,0 +1,404 @@
+"""Benchmark: a first night and a 1%-change night through the CLI, stage by stage.
+
+    python bench/run.py --scale stockholm|national|small|tiny [--work DIR] [--staging URL]
+
+Generates a synthetic register (:mod:`synth`), then runs each night as one subprocess of
+the real command line (``autosynk run``) with timing hooks around the pipeline stages, and
+prints per stage the wall time, rows per second and peak memory, the night's total, the
+rows it wrote to staging, and, on the same frames, the time of a DuckDB full-outer-join
+diff as the reference for the delta stage. ``--json FILE`` keeps the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import synth  # noqa: E402
+
+STAGES = (
+    "prepare",
+    "extract",
+    "transform",
+    "compute_delta",
+    "write",
+    "deliver",
+    "commit",
+    "report",
+)
+TABLES = ("delivered_principal", "delivered_relation", "change", "quarantine", "run", "delivery")
+TARGETS = {"first_s": 60.0, "change_s": 30.0, "rss_mb": 2048.0, "delta_ratio": 2.0, "rows": 0.02}
+
+
+# -- the child: one night through the CLI, with timing hooks -----------------------------
+
+
+def child_night(config: str, run_id: str, out: str) -> int:
+    """Run ``autosynk run`` in this process, timing each pipeline stage."""
+    started = time.perf_counter()
+    import psutil
+
+    from autosynk import cli, pipeline
+
+    process = psutil.Process()
+    peak = {"now": process.memory_info().rss}
+    stop = threading.Event()
+
+    def sample() -> None:  # RSS every 20 ms: the peak within each stage
+        while not stop.is_set():
+            peak["now"] = max(peak["now"], process.memory_info().rss)
+            time.sleep(0.02)
+
+    stages: list[dict[str, Any]] = []
+
+    def hooked(name: str, function: Any) -> Any:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            peak["now"] = process.memory_info().rss
+            begin = time.perf_counter()
+            result = function(*args, **kwargs)
+            wall = time.perf_counter() - begin
+            peak["now"] = max(peak["now"], process.memory_info().rss)
+            stages.append({"stage": name, "wall": wall, "rss": peak["now"], "result": result})
+            return result
+
+        return timed
+
+    for name in STAGES:
+        setattr(pipeline, name, hooked(name, getattr(pipeline, name)))
+    imported = time.perf_counter() - started
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = cli.main(["run", "--config", config, "--run-id", run_id])
+    stop.set()
+    Path(out).write_text(
+        json.dumps({"code": code, "imports": imported, "stages": stages}, default=str),
+        encoding="utf-8",
+    )
+    return code
+
+
+# -- the parent --------------------------------------------------------------------------
+
+
+def write_config(root: Path, staging: str | None) -> Path:
+    url = staging or f"sqlite:///{root / 'state' / 'staging.db'}"
+    config = root / "autosynk.yaml"
+    config.write_text(
+        "municipality: Benchby\n"
+        "organisation_id: BENCH-ORG\n"
+        f"source: {{kind: ss12000-files, path: '{root / 'register'}'}}\n"
+        f"staging: {{url: '{url}'}}\n"
+        f"target: {{kind: directory, path: '{root / 'out'}'}}\n"
+        f"work_base: '{root / 'work'}'\n",
+        encoding="utf-8",
+    )
+    return config
+
+
+def table_counts(url: str) -> dict[str, int]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    counts = {}
+    with engine.connect() as conn:
+        for table in TABLES:
+            try:
+                counts[table] = int(
+                    conn.execute(sa.text(f'SELECT count(*) FROM "{table}"')).scalar()  # noqa: S608
+                )
+            except sa.exc.DBAPIError:
+                counts[table] = 0
+    engine.dispose()
+    return counts
+
+
+def dump_delivered(url: str, folder: Path) -> None:
+    """The delivered state before the night, as parquet, for the DuckDB reference."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import sqlalchemy as sa
+
+    folder.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    queries = {
+        "principals": ("SELECT key, hash FROM delivered_principal", ["key", "hash"]),
+        "relations": ("SELECT rel_type, a, b FROM delivered_relation", ["type", "a", "b"]),
+    }
+    with engine.connect() as conn:
+        for name, (query, columns) in queries.items():
+            try:
+                rows = conn.execute(sa.text(query)).all()
+            except sa.exc.DBAPIError:
+                rows = []
+            table = pa.table(
+                {c: pa.array([r[i] for r in rows], pa.string()) for i, c in enumerate(columns)}
+            )
+            pq.write_table(table, folder / f"{name}.parquet")
+    engine.dispose()
+
+
+def duckdb_reference(mapped: Path, delivered: Path) -> dict[str, Any]:
+    """A FULL OUTER JOIN diff of tonight's mapped frames against the delivered state."""
+    import duckdb
+
+    begin = time.perf_counter()
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    principals = con.execute(
+        """
+        SELECT count(*) FILTER (WHERE d.key IS NULL),
+               count(*) FILTER (WHERE t.key IS NOT NULL AND d.key IS NOT NULL
+                                AND t.hash <> d.hash),
+               count(*) FILTER (WHERE t.key IS NULL)
+        FROM read_parquet($tonight) t
+        FULL OUTER JOIN read_parquet($delivered) d ON t.key = d.key
+        """,
+        {
+            "tonight": str(mapped / "principals.parquet"),
+            "delivered": str(delivered / "principals.parquet"),
+        },
+    ).fetchone()
+    con.execute(
+        """
+        CREATE TEMP TABLE relation_diff AS
+        SELECT coalesce(t.type, d.type) AS type, coalesce(t.a, d.a) AS a,
+               coalesce(t.b, d.b) AS b, d.type IS NULL AS added
+        FROM read_parquet($tonight) t
+        FULL OUTER JOIN read_parquet($delivered) d
+          ON t.type = d.type AND t.a = d.a AND t.b = d.b
+        WHERE t.type IS NULL OR d.type IS NULL
+        """,
+        {
+            "tonight": str(mapped / "relations.parquet"),
+            "delivered": str(delivered / "relations.parquet"),
+        },
+    )
+    added, removed = con.execute(
+        "SELECT count(*) FILTER (WHERE added), count(*) FILTER (WHERE NOT added) FROM relation_diff"
+    ).fetchone()
+    con.close()
+    assert principals is not None
+    return {
+        "seconds": time.perf_counter() - begin,
+        "principals_new": principals[0],
+        "principals_changed": principals[1],
+        "principals_gone": principals[2],
+        "relations_added": added,
+        "relations_removed": removed,
+    }
+
+
+def run_night(config: Path, run_id: str, root: Path) -> dict[str, Any]:
+    out = root / f"{run_id}.json"
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        str(config),
+        run_id,
+        str(out),
+    ]
+    begin = time.perf_counter()
+    with (root / f"{run_id}.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
+        _pid, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - begin
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0 or not out.exists():
+        tail = (root / f"{run_id}.log").read_text(encoding="utf-8", errors="replace")[-2000:]
+        raise SystemExit(f"bench: night {run_id} failed (exit {process.returncode}):\n{tail}")
+    result = json.loads(out.read_text(encoding="utf-8"))
+    result.update(wall=wall, peak_rss=usage.ru_maxrss * 1024, cpu=usage.ru_utime + usage.ru_stime)
+    return result
+
+
+def stage_rows(stage: str, night: dict[str, Any], written: int) -> int:
+    by_name = {s["stage"]: s["result"] for s in night["stages"]}
+    transform = by_name.get("transform", {})
+    mapped = int(transform.get("principals", 0)) + int(transform.get("relations", 0))
+    if stage == "extract":
+        return sum(int(v) for k, v in transform.items() if k.startswith("snapshot_"))
+    if stage == "write":
+        counts = by_name.get("compute_delta", {})
+        return sum(
+            int(counts.get(k, 0)) for k in ("to_send_principals", "to_send_adds", "to_send_removes")
+        )
+    if stage == "commit":
+        return written
+    return mapped
+
+
+def measure_night(label: str, config: Path, url: str, run_id: str, root: Path) -> dict[str, Any]:
+    before = table_counts(url)
+    dump_delivered(url, root / "reference" / run_id)
+    night = run_night(config, run_id, root)
+    after = table_counts(url)
+    commit = next((s["result"] for s in night["stages"] if s["stage"] == "commit"), {})
+    state_rows = sum(
+        int(commit.get(k, 0))
+        for k in ("principal_upserts", "principal_deletes", "relation_adds", "relation_removes")
+    )
+    history = after["change"] - before["change"]
+    ledgers = sum(after[t] - before[t] for t in ("quarantine", "run", "delivery"))
+    written = state_rows + history + ledgers
+    delivered_after = after["delivered_principal"] + after["delivered_relation"]
+    work = root / "work" / run_id
+    reference = duckdb_reference(work / "mapped", root / "reference" / run_id)
+    night.update(
+        label=label,
+        run_id=run_id,
+        staging_before=before,
+        staging_after=after,
+        rows_written=written,
+        rows_written_state=state_rows,
+        rows_written_history=history,
+        rows_written_ledgers=ledgers,
+        delivered_rows=delivered_after,
+        duckdb=reference,
+    )
+    return night
+
+
+def report(
+    scale: str, counts: dict[str, Any], nights: list[dict[str, Any]], extra: dict[str, Any]
+) -> str:
+    lines = [
+        f"# autosynk benchmark, scale {scale}",
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, {extra['memory_gb']:.0f} GiB RAM",
+        "register: "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+        + f" (generated in {extra['generate_s']:.1f} s)",
+    ]
+    for night in nights:
+        delta = next(s for s in night["stages"] if s["stage"] == "compute_delta")
+        reference = night["duckdb"]
+        lines += [
+            "",
+            f"## {night['label']} ({night['run_id']})",
+            f"{'stage':<14}{'wall s':>9}{'rows':>11}{'rows/s':>12}{'peak MB':>10}",
+        ]
+        for stage in night["stages"]:
+            rows = stage_rows(stage["stage"], night, night["rows_written"])
+            rate = rows / stage["wall"] if stage["wall"] > 0 else 0.0
+            lines.append(
+                f"{stage['stage']:<14}{stage['wall']:>9.2f}{rows:>11}{rate:>12.0f}"
+                f"{stage['rss'] / 2**20:>10.0f}"
+            )
+        stage_sum = sum(s["wall"] for s in night["stages"])
+        lines += [
+            f"{'startup':<14}{night['imports']:>9.2f}   (interpreter and imports)",
+            f"total wall {night['wall']:.2f} s (stages {stage_sum:.2f} s), "
+            f"cpu {night['cpu']:.1f} s, peak RSS {night['peak_rss'] / 2**20:.0f} MB",
+            f"duckdb full-outer-join diff {reference['seconds']:.2f} s; delta stage "
+            f"{delta['wall']:.2f} s = {delta['wall'] / reference['seconds']:.1f}x the reference",
+            f"duckdb counts: {json.dumps({k: v for k, v in reference.items() if k != 'seconds'})}",
+            f"staging rows written {night['rows_written']} (state {night['rows_written_state']}, "
+            f"history {night['rows_written_history']}, ledgers {night['rows_written_ledgers']}) = "
+            f"{night['rows_written'] / max(night['delivered_rows'], 1):.2%} of "
+            f"{night['delivered_rows']} delivered rows",
+        ]
+    first, change = nights[0], nights[1]
+    verdicts = [
+        (
+            "first night total <= 60 s",
+            first["wall"] <= TARGETS["first_s"],
+            f"{first['wall']:.1f} s",
+        ),
+        (
+            "1%-change night <= 30 s",
+            change["wall"] <= TARGETS["change_s"],
+            f"{change['wall']:.1f} s",
+        ),
+        (
+            "peak memory <= 2 GB",
+            max(n["peak_rss"] for n in nights) <= TARGETS["rss_mb"] * 2**20,
+            f"{max(n['peak_rss'] for n in nights) / 2**20:.0f} MB",
+        ),
+    ]
+    for night in nights:
+        delta = next(s for s in night["stages"] if s["stage"] == "compute_delta")
+        ratio = delta["wall"] / night["duckdb"]["seconds"]
+        verdicts.append(
+            (
+                f"delta <= 2x duckdb ({night['label']})",
+                ratio <= TARGETS["delta_ratio"],
+                f"{ratio:.1f}x",
+            )
+        )
+    share = change["rows_written"] / max(change["delivered_rows"], 1)
+    verdicts.append(("1% night writes <= 2% rows", share <= TARGETS["rows"], f"{share:.2%}"))
+    lines += ["", "## targets (issue 5)"]
+    lines += [f"{'met ' if ok else 'MISSED'} {what}: {value}" for what, ok, value in verdicts]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(synth.SCALES), default="stockholm")
+    parser.add_argument(
+        "--work", help="folder for register, staging and runs (default: a temp dir)"
+    )
+    parser.add_argument("--staging", help="staging URL (default: SQLite in the work folder)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", help="also write the figures as JSON here")
+    parser.add_argument(
+        "--child", nargs=3, metavar=("CONFIG", "RUN_ID", "OUT"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.child:
+        return child_night(*args.child)
+
+    import psutil
+
+    root = Path(args.work or tempfile.mkdtemp(prefix=f"autosynk-bench-{args.scale}-")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"bench: work folder {root}", flush=True)
+    begin = time.perf_counter()
+    counts = synth.generate(root / "register", args.scale, args.seed)
+    generated = time.perf_counter() - begin
+    print(f"bench: generated {counts} in {generated:.1f} s", flush=True)
+    (root / "state").mkdir(exist_ok=True)
+    config = write_config(root, args.staging)
+    url = args.staging or f"sqlite:///{root / 'state' / 'staging.db'}"
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    nights = [measure_night("first night", config, url, f"bench-first-{stamp}", root)]
+    print(f"bench: first night {nights[0]['wall']:.1f} s", flush=True)
+    begin = time.perf_counter()
+    synth.mutate_one_percent(root / "register", args.seed + 1)
+    mutated = time.perf_counter() - begin
+    print(f"bench: mutated 1% in {mutated:.1f} s", flush=True)
+    nights.append(measure_night("1%-change night", config, url, f"bench-change-{stamp}", root))
+    extra = {
+        "generate_s": generated,
+        "mutate_s": mutated,
+        "memory_gb": psutil.virtual_memory().total / 2**30,
+    }
+    text = report(args.scale, counts, nights, extra)
+    print(text, flush=True)
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {"scale": args.scale, "counts": counts, "nights": nights, **extra},
+                default=str,
+                indent=1,
+            ),
+            encoding="utf-8",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
