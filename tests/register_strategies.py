@@ -124,12 +124,6 @@ class NightRegister:
             if person.present and person.marking != "Ingen"
         }
 
-    def invalid_keys(self, allow_invalid: bool = True) -> set[str]:
-        """Identity numbers written with a wrong check digit tonight (their state is held)."""
-        if not allow_invalid:
-            return set()
-        return {NUMBERS[pid] for pid, person in self.persons() if person.present and person.invalid}
-
     def persons(self) -> list[tuple[str, Person]]:
         return (
             [(pid, p.person) for pid, p in zip(PUPILS, self.pupils, strict=True)]

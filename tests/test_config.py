@@ -75,3 +75,16 @@ def test_mapping_override_and_errors(tmp_path):
     text = str(caught.value)
     assert "b.yaml line 1: school_forms" in text and "not a Unikum school form" in text
     assert "b.yaml line 3: mentorlinks: unknown key" in text
+
+
+def test_shipped_examples_are_valid():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for path in [
+        root / "config" / "autosynk.example.yaml",
+        root / "examples" / "demo" / "autosynk.yaml",
+        root / "examples" / "csv-export" / "autosynk.yaml",
+    ]:
+        cfg = load_config(path)
+        assert cfg.municipality == "Exempelby", path

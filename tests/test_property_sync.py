@@ -189,7 +189,6 @@ class Unikum:
 
     model: UnikumModel = field(default_factory=UnikumModel)
     handed_over: set[Relation] = field(default_factory=set)
-    ever_delivered: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         for relation in reg.MANUAL_RELATIONS:
@@ -202,8 +201,13 @@ class Unikum:
             organisations=frozenset(self.model.organisations),
         )
 
-    def receive(self, night: reg.NightRegister, files: Files | None, allow_invalid: bool) -> None:
+    def receive(
+        self, night: reg.NightRegister, data: Register, files: Files | None, today: str
+    ) -> None:
         protected = night.protected_keys()
+        # quarantined tonight: invalid records that something needed (an unneeded one,
+        # e.g. a teacher whose duty ended, is simply gone and may lose its relations)
+        held = {reg.NUMBERS[pid] for pid in map_night(data, today).held_source_ids}
         if files is not None:
             principals, relations = files
             everything = principals + relations
@@ -211,7 +215,6 @@ class Unikum:
                 assert key not in everything and key.replace("-", "") not in everything, (
                     "a delivery names a person who is protected tonight"
                 )
-            held = night.invalid_keys(allow_invalid)
             for line in relations.splitlines():
                 operation, rel_type, first, second = line.split("\t")
                 assert not (operation == "remove" and {first, second} & held), (
@@ -251,9 +254,8 @@ def replay(nights: list[reg.NightRegister], deliver: Deliver, today: str) -> Uni
     unikum = Unikum()
     last = len(nights) - 1
     for number, night in enumerate(nights):
-        allow_invalid = number < last
-        data = reg.register(night, allow_invalid=allow_invalid)
-        unikum.receive(night, deliver(number, night, data), allow_invalid)
+        data = reg.register(night, allow_invalid=number < last)
+        unikum.receive(night, data, deliver(number, night, data), today)
     final = reg.register(nights[-1], allow_invalid=False)
     assert not map_night(final, today).held_source_ids, "the last night must hold nothing"
     unikum.assert_in_step_with(final, today)
