@@ -20,7 +20,7 @@ $(BIN)/python:
 
 venv: $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt -c constraints.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --no-deps -e .
 
 demo: setup
 	@test -f $(DEMO)/register/persons.json || $(BIN)/autosynk demo generate --out $(DEMO)/register --seed 7 --scale small
