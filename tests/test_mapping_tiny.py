@@ -193,3 +193,15 @@ def test_missing_optional_arrays_and_nulls_do_not_crash():
     mapped = run(data)
     assert ("student_in_class", tiny.C1, "ma7") not in mapped.relations
     assert rows_by_key(mapped)[tiny.T1][2] == ""
+
+
+def test_the_shipped_example_mapping_changes_what_it_says():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "examples" / "mapping.example.yaml"
+    relations = run(spec=load_mapping(example)).relations
+    types = {rel[0] for rel in relations}
+    assert "mentor_for" not in types
+    assert ("class_in_school", "7a-2026", "12345678") in relations
+    assert not any(rel[1] == "ma7-2026" for rel in relations)  # teaching groups not sent
+    assert ("school_in_org", "11223344", tiny.ORG) in relations  # GYS now mapped

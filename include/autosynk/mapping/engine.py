@@ -212,6 +212,13 @@ def _map_schools(
         external_id = spec.external_ids.school.format(
             id=org_id, code=code, school_year=ctx.school_year
         )
+        if not external_id.strip() or external_id.startswith("-") or external_id.endswith("-"):
+            ctx.quarantine(
+                "organisation",
+                org_id,
+                "external id template gave an incomplete id (is schoolUnitCode missing?)",
+            )
+            continue
         row = rows.school(org_id, org, external_id, code, form)
         if row is None:
             continue
