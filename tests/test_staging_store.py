@@ -90,3 +90,9 @@ def test_a_failing_commit_changes_nothing(staging):
     assert len(staging.delivered_relations()) == 0
     assert len(staging.delivered_principals()) == 0
     assert staging.get_run("n1")["status"] == "delivered"
+
+
+def test_embedded_staging_file_is_private(tmp_path):
+    store = Staging(f"sqlite:///{tmp_path}/state/staging.db")
+    store.upgrade()
+    assert (tmp_path / "state" / "staging.db").stat().st_mode & 0o777 == 0o600

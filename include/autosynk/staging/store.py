@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -60,7 +61,7 @@ class Staging:
     def engine(self) -> Engine:
         if self._engine is None:
             if self.url.startswith("sqlite:///"):
-                Path(self.url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+                _private_sqlite_file(Path(self.url[len("sqlite:///") :]))
                 self._engine = sa.create_engine(
                     self.url, connect_args={"timeout": 60}, poolclass=sa.pool.NullPool
                 )
@@ -398,6 +399,17 @@ class Staging:
                 .order_by(change.c.id)
             ).mappings()
             return [dict(r) for r in rows]
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The embedded staging database holds personal data: create it 0600 (SQLite's journal
+    files take the database file's mode)."""
+    if str(path) == ":memory:":
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)  # noqa: PTH101 - same call for new and existing files
 
 
 def _chunks(items: list[Any], size: int = _BATCH) -> Iterator[list[Any]]:
