@@ -196,9 +196,9 @@ def nights() -> st.SearchStrategy[NightRegister]:
         NightRegister,
         school_names=st.tuples(*[st.integers(0, 1)] * len(SCHOOLS)),
         groups_open=st.frozensets(st.sampled_from(tuple(GROUPS))).map(
-            lambda closed: frozenset(GROUPS) - closed
-            if len(closed) <= 2
-            else frozenset(GROUPS)  # most nights, most groups are open
+            lambda closed: (
+                frozenset(GROUPS) - closed if len(closed) <= 2 else frozenset(GROUPS)
+            )  # most nights, most groups are open
         ),
         group_names=st.tuples(*[st.integers(0, 1)] * len(GROUPS)),
         pupils=st.tuples(*[_pupils()] * len(PUPILS)),

@@ -126,7 +126,10 @@ def connection_error(exc: BaseException, where: str) -> DeliveryError:
         return DeliveryError(f"{where}: authentication refused ({exc})")
     if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError | ConnectionRefusedError):
         return DeliveryError(f"{where}: connection refused (is the SFTP server running?)")
-    if isinstance(exc, TimeoutError) or "protocol banner" in str(exc):
+    # under load paramiko may report a banner that never came as "No existing session"
+    if isinstance(exc, TimeoutError) or any(
+        text in str(exc) for text in ("protocol banner", "No existing session")
+    ):
         return DeliveryError(f"{where}: timed out waiting for the server")
     if isinstance(exc, socket.gaierror):
         return DeliveryError(f"{where}: host name not found ({exc.strerror})")

@@ -10,6 +10,7 @@ record keeps its last delivered state (the delta holds it), it never becomes rem
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from autosynk.mapping.rows import RowBuilder
 from autosynk.mapping.spec import MappingSpec
 from autosynk.mapping.values import school_year_of
 from autosynk.model import CLASS, SCHOOL
-from autosynk.register import Snapshot, active, as_list, ref_id, text
+from autosynk.register import Snapshot, active, as_list, collector_paused, ref_id, text
 
 SKOLENHET = "Skolenhet"
 STAFF, STUDENT, GUARDIAN = "staff", "student", "guardian"
@@ -83,6 +84,13 @@ def map_register(
     snapshot: Snapshot, spec: MappingSpec, organisation_id: str, today: str, encoding: str
 ) -> Mapped:
     """Map one snapshot. ``today`` is the evaluation date (``YYYY-MM-DD``, Europe/Stockholm)."""
+    with collector_paused():
+        return _map_register(snapshot, spec, organisation_id, today, encoding)
+
+
+def _map_register(
+    snapshot: Snapshot, spec: MappingSpec, organisation_id: str, today: str, encoding: str
+) -> Mapped:
     ctx = _Context(spec, organisation_id, today)
     rows = RowBuilder(spec, encoding, ctx.quarantine)
     orgs = _index(ctx, "organisation", snapshot.entities["organisations"])
@@ -420,7 +428,7 @@ def _resolve_persons(
         number: str | None = None
         reason = ""
         try:
-            number = normalise(text(record.get("civicNo"))).value
+            number = identity_number(text(record.get("civicNo")))
         except InvalidIdentity as exc:
             reason = str(exc)
         if text(record.get("personStatus")) in excluded:
@@ -497,6 +505,38 @@ def _resolve_persons(
             continue
         ctx.out.principals.append(("user", key, person_id, row))
     counts["users"] = sum(1 for p in ctx.out.principals if p[0] == "user")
+
+
+_LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
+
+
+def identity_number(raw: str) -> str:
+    """``normalise(raw).value``, with a fast path for the form most registers send.
+
+    ``YYYYMMDD-NNNC`` and ``YYYYMMDDNNNC`` with a valid date (or coordination day),
+    serial and Luhn digit are checked here directly; anything else, and anything that
+    fails a check, goes through :func:`normalise`, which gives the reason.
+    """
+    value = raw.strip().replace(" ", "")
+    digits = ""
+    if len(value) == 13 and value[8] == "-":
+        digits = value[:8] + value[9:]
+    elif len(value) == 12:
+        digits = value
+    if len(digits) == 12 and digits.isascii() and digits.isdigit() and digits[8:11] != "000":
+        total = 0
+        for position in range(2, 11):
+            digit = ord(digits[position]) - 48
+            total += _LUHN_DOUBLED[digit] if position % 2 == 0 else digit
+        if (10 - total % 10) % 10 == ord(digits[11]) - 48:
+            day = int(digits[6:8])
+            try:
+                dt.date(int(digits[:4]), int(digits[4:6]), day - 60 if day > 60 else day)
+            except ValueError:
+                pass
+            else:
+                return f"{digits[:8]}-{digits[8:]}"
+    return normalise(value).value
 
 
 def _same_number(person: dict[str, Any], number: str) -> bool:

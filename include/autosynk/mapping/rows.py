@@ -44,7 +44,10 @@ class RowBuilder:
 
     def _value(self, entity: str, source_id: str, field: str, raw: Any) -> str:
         value = text(raw) if self.spec.transforms.trim else ("" if raw is None else str(raw))
-        value, changed = clean_value(value)
+        # a printable value holds no control character: nothing to clean (the fast path)
+        changed = False
+        if not value.isprintable():
+            value, changed = clean_value(value)
         if changed:
             self.cleaned += 1
             self.quarantine(

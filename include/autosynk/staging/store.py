@@ -8,6 +8,7 @@ before that leaves the delivered state as it was, so the next run computes the r
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import os
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -30,6 +32,7 @@ from autosynk.staging import schema
 
 LOCK_NAME = "staging"
 _BATCH = 20_000
+_BULK = 200_000
 
 
 def _now() -> dt.datetime:
@@ -242,10 +245,19 @@ class Staging:
         )
 
     def _frame(self, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
+        # plain tuples, column by column: SQLAlchemy Row objects make pandas probe every
+        # row for attributes, which costs more than the query itself at millions of rows
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        frame = pd.DataFrame.from_records(rows, columns=columns)
-        return frame.astype({c: "str" for c in columns})
+            sql = str(query.compile(dialect=conn.dialect))
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(sql)
+            rows = cursor.fetchall()
+            cursor.close()
+        data = {
+            name: pd.Series(pa.array([row[i] for row in rows], pa.string()), dtype="str")
+            for i, name in enumerate(columns)
+        }
+        return pd.DataFrame(data, columns=columns)
 
     # -- commit ------------------------------------------------------------------------
 
@@ -283,46 +295,38 @@ class Staging:
         return True
 
     def _apply(self, conn: Connection, run_id: str, changes: Changes) -> None:
+        """Apply the changes and their history rows (bulk: a first night is millions)."""
         principal = schema.delivered_principal
         relation = schema.delivered_relation
-        history: list[dict[str, str]] = []
+        history: list[Iterable[tuple[str, ...]]] = []  # in the order the changes happen
 
         deletes = changes.principal_deletes
         for chunk in _chunks(deletes["key"].tolist()):
             conn.execute(principal.delete().where(principal.c.key.in_(chunk)))
-        history += [
-            {"run_id": run_id, "scope": "principal", "op": op, "kind": kind, "a": key, "b": ""}
-            for kind, key, op in deletes[["kind", "key", "op"]].itertuples(index=False)
-        ]
+        history.append(_history(run_id, "principal", deletes, "op", "kind", "key", None))
 
         upserts = changes.principal_upserts
         if len(upserts):
-            keys = upserts["key"].tolist()
-            for chunk in _chunks(keys):
-                conn.execute(principal.delete().where(principal.c.key.in_(chunk)))
-            records = [
-                {"kind": k, "key": key, "source_id": s, "hash": h, "row": r, "run_id": run_id}
-                for k, key, s, h, r in upserts[
-                    ["kind", "key", "source_id", "hash", "row"]
-                ].itertuples(index=False)
-            ]
-            for batch in _chunks(records):
-                conn.execute(principal.insert(), batch)
-            history += [
-                {
-                    "run_id": run_id,
-                    "scope": "principal",
-                    "op": "upsert",
-                    "kind": k,
-                    "a": key,
-                    "b": "",
-                }
-                for k, key in upserts[["kind", "key"]].itertuples(index=False)
-            ]
+            # nothing to replace on an empty state (a first night): skip the deletes
+            if conn.execute(sa.select(principal.c.key).limit(1)).first() is not None:
+                for chunk in _chunks(upserts["key"].tolist()):
+                    conn.execute(principal.delete().where(principal.c.key.in_(chunk)))
+            columns = ["kind", "key", "source_id", "hash", "row"]
+            _bulk_insert(
+                conn,
+                principal,
+                [*columns, "run_id"],
+                zip(
+                    *(upserts[c].tolist() for c in columns),
+                    _repeat(run_id, len(upserts)),
+                    strict=True,
+                ),
+            )
+            history.append(_history(run_id, "principal", upserts, "upsert", "kind", "key", None))
 
         removes = changes.relation_removes
         if len(removes):
-            triples = list(removes[["type", "a", "b"]].itertuples(index=False, name=None))
+            triples = list(zip(*(removes[c].tolist() for c in ("type", "a", "b")), strict=True))
             for batch in _chunks(triples):
                 conn.execute(
                     relation.delete().where(
@@ -332,26 +336,26 @@ class Staging:
                     ),
                     [{"t": t, "x": a, "y": b} for t, a, b in batch],
                 )
-            history += [
-                {"run_id": run_id, "scope": "relation", "op": op, "kind": t, "a": a, "b": b}
-                for t, a, b, op in removes[["type", "a", "b", "op"]].itertuples(index=False)
-            ]
+            history.append(_history(run_id, "relation", removes, "op", "type", "a", "b"))
 
         adds = changes.relation_adds
         if len(adds):
-            records = [
-                {"rel_type": t, "a": a, "b": b, "run_id": run_id}
-                for t, a, b in adds[["type", "a", "b"]].itertuples(index=False)
-            ]
-            for batch in _chunks(records):
-                conn.execute(relation.insert(), batch)
-            history += [
-                {"run_id": run_id, "scope": "relation", "op": "add", "kind": t, "a": a, "b": b}
-                for t, a, b in adds[["type", "a", "b"]].itertuples(index=False)
-            ]
+            _bulk_insert(
+                conn,
+                relation,
+                ["rel_type", "a", "b", "run_id"],
+                zip(
+                    adds["type"].tolist(),
+                    adds["a"].tolist(),
+                    adds["b"].tolist(),
+                    _repeat(run_id, len(adds)),
+                    strict=True,
+                ),
+            )
+            history.append(_history(run_id, "relation", adds, "add", "type", "a", "b"))
 
-        for batch in _chunks(history):
-            conn.execute(schema.change.insert(), batch)
+        for rows in history:
+            _bulk_insert(conn, schema.change, ["run_id", "scope", "op", "kind", "a", "b"], rows)
 
     # -- ledgers -----------------------------------------------------------------------
 
@@ -410,6 +414,65 @@ def _private_sqlite_file(path: Path) -> None:
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     os.chmod(path, 0o600)  # noqa: PTH101 - same call for new and existing files
+
+
+def _repeat(value: str, count: int) -> Iterator[str]:
+    return itertools.repeat(value, count)
+
+
+def _history(
+    run_id: str,
+    scope: str,
+    frame: pd.DataFrame,
+    op: str,
+    kind: str,
+    a: str,
+    b: str | None,
+) -> Iterator[tuple[str, ...]]:
+    """History rows for a frame of changes; ``op`` is a column name or the op itself."""
+    count = len(frame)
+    ops = frame[op].tolist() if op in frame.columns else _repeat(op, count)
+    seconds = frame[b].tolist() if b is not None else _repeat("", count)
+    return zip(
+        _repeat(run_id, count),
+        _repeat(scope, count),
+        ops,
+        frame[kind].tolist(),
+        frame[a].tolist(),
+        seconds,
+        strict=True,
+    )
+
+
+def _bulk_insert(
+    conn: Connection, table: sa.Table, columns: list[str], rows: Iterable[tuple[Any, ...]]
+) -> None:
+    """Insert many rows in the connection's transaction, by the fastest path the driver has.
+
+    PostgreSQL (psycopg): ``COPY ... FROM STDIN``. SQLite: the driver's ``executemany``
+    on plain tuples. Anything else: SQLAlchemy's executemany. All three stay inside the
+    caller's transaction, so a failure still rolls back the whole commit.
+    """
+    dialect = conn.dialect.name
+    names = ", ".join(f'"{c}"' for c in columns)
+    if dialect == "postgresql" and conn.dialect.driver == "psycopg":
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        with cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    if dialect == "sqlite":
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        marks = ", ".join("?" for _ in columns)
+        sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608
+        batch = list(itertools.islice(rows, _BULK))
+        while batch:
+            cursor.executemany(sql, batch)
+            batch = list(itertools.islice(rows, _BULK))
+        return
+    iterator = iter(rows)  # pragma: no cover - other databases
+    while batch := list(itertools.islice(iterator, _BATCH)):  # pragma: no cover
+        conn.execute(table.insert(), [dict(zip(columns, r, strict=True)) for r in batch])
 
 
 def _chunks(items: list[Any], size: int = _BATCH) -> Iterator[list[Any]]:
