@@ -135,6 +135,8 @@ class NightRegister:
     guardians: tuple[Person, ...]
     staff: tuple[Staff, ...]
     activities: tuple[tuple[frozenset[str], frozenset[str]], ...]  # (groups, staff ids)
+    #: deliver this night as a re-baseline total (night 0 always is one)
+    rebaseline: bool = False
 
     def protected_keys(self) -> set[str]:
         """Identity numbers of persons protected tonight (they may never be named)."""
@@ -213,6 +215,7 @@ def nights() -> st.SearchStrategy[NightRegister]:
             ]
             * 2
         ),
+        rebaseline=st.sampled_from((False,) * 7 + (True,)),
     )
 
 

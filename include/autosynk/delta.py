@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from autosynk.errors import SafetyError
 from autosynk.staging.store import Changes
@@ -76,6 +78,43 @@ def _held_presence(gone: pd.DataFrame, delivered: pd.DataFrame, held: set[str]) 
     )
 
 
+_ONLY_IN = """
+    SELECT x.type, x.a, x.b FROM {left} x
+    ANTI JOIN {right} y ON x.type = y.type AND x.a = y.a AND x.b = y.b
+    ORDER BY x.type, x.a, x.b
+"""
+
+
+def relation_diff(
+    tonight: pd.DataFrame, delivered: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Relations only tonight (adds) and only delivered (gone), each sorted by type, a, b.
+
+    A full outer join in DuckDB: on a first night both sides hold millions of rows, which
+    pandas' multi-column merge takes many times longer to join. Strings are compared and
+    ordered by their bytes, the same order Python and pandas give.
+    """
+    con = duckdb.connect()
+    try:
+        con.register("tonight", _arrow(tonight))
+        con.register("delivered", _arrow(delivered))
+        adds = con.sql(_ONLY_IN.format(left="tonight", right="delivered")).to_arrow_table()
+        gone = con.sql(_ONLY_IN.format(left="delivered", right="tonight")).to_arrow_table()
+    finally:
+        con.close()
+    return _frame(adds), _frame(gone)
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.table(
+        {c: pa.array(frame[c].astype("str").array, pa.string()) for c in RELATION_COLUMNS}
+    )
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(table[c], dtype="str") for c in RELATION_COLUMNS})
+
+
 def compute(
     principals: pd.DataFrame,
     relations: pd.DataFrame,
@@ -99,21 +138,9 @@ def compute(
     merged = tonight.merge(dp[["key", "hash"]], on="key", how="left", suffixes=("", "_old"))
     send_mask = merged["hash_old"].isna() | (merged["hash"] != merged["hash_old"])
     to_send = merged.loc[send_mask, PRINCIPAL_COLUMNS].reset_index(drop=True)
-    present = set(tonight["key"])
-    gone_mask = ~dp["key"].isin(list(present)) & ~dp["key"].isin(list(held)) & ~forgotten_mask
-    deletes = pd.concat(
-        [
-            dp.loc[gone_mask, ["kind", "key"]].assign(op="delete"),
-            dp.loc[forgotten_mask, ["kind", "key"]].assign(op="forget"),
-        ],
-        ignore_index=True,
-    )
-
     # relations -------------------------------------------------------------------------
     rel = relations[~_names_any(relations, forgotten)]
-    both = rel.merge(delivered_relations, on=RELATION_COLUMNS, how="outer", indicator=True)
-    adds = both.loc[both["_merge"] == "left_only", RELATION_COLUMNS].reset_index(drop=True)
-    gone = both.loc[both["_merge"] == "right_only", RELATION_COLUMNS]
+    adds, gone = relation_diff(rel, delivered_relations)
     forget_rel = _names_any(gone, forgotten)
     hold_rel = (
         _names_any(gone, held) | _held_presence(gone, delivered_relations, held)
@@ -121,6 +148,19 @@ def compute(
     removes = gone.loc[~forget_rel & ~hold_rel].reset_index(drop=True)
     relation_removes = pd.concat(
         [removes.assign(op="remove"), gone.loc[forget_rel].assign(op="forget")],
+        ignore_index=True,
+    )
+
+    # a delivered row stays while a held relation still names it, even when nothing
+    # tonight does (a guardian whose only child is quarantined)
+    still_named = set(gone.loc[hold_rel, "a"]) | set(gone.loc[hold_rel, "b"])
+    present = set(tonight["key"])
+    gone_mask = ~dp["key"].isin(list(present | held | still_named)) & ~forgotten_mask
+    deletes = pd.concat(
+        [
+            dp.loc[gone_mask, ["kind", "key"]].assign(op="delete"),
+            dp.loc[forgotten_mask, ["kind", "key"]].assign(op="forget"),
+        ],
         ignore_index=True,
     )
 
