@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from autosynk.errors import SafetyError
 from autosynk.staging.store import Changes
@@ -36,6 +37,19 @@ class Delta:
     @property
     def empty(self) -> bool:
         return not (len(self.principals) or len(self.adds) or len(self.removes))
+
+
+def _isin(column: pd.Series, values: set[str]) -> pd.Series:
+    """``column.isin(values)`` for a string column, by Arrow's hash lookup.
+
+    pandas converts every value of the set to an Arrow scalar one by one first, which
+    takes seconds for the hundreds of thousands of keys of a municipality.
+    """
+    if not values or not len(column) or not isinstance(column.dtype, pd.StringDtype):
+        return column.isin(list(values))
+    found = pc.is_in(pa.array(column, pa.string()), value_set=pa.array(list(values), pa.string()))
+    flags = pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+    return pd.Series(flags, index=column.index, dtype=bool)
 
 
 def _names_any(frame: pd.DataFrame, keys: set[str]) -> pd.Series:
@@ -127,14 +141,12 @@ def compute(
 ) -> Delta:
     """Compare tonight (``principals``, ``relations``) with the delivered state."""
     dp = delivered_principals
-    forgotten_mask = dp["source_id"].isin(list(protected_source_ids)) | dp["key"].isin(
-        list(protected_keys)
-    )
+    forgotten_mask = _isin(dp["source_id"], protected_source_ids) | _isin(dp["key"], protected_keys)
     forgotten = set(dp.loc[forgotten_mask, "key"]) | (protected_keys - {""})
-    held = set(dp.loc[dp["source_id"].isin(list(held_source_ids)) & ~forgotten_mask, "key"])
+    held = set(dp.loc[_isin(dp["source_id"], held_source_ids) & ~forgotten_mask, "key"])
 
     # principals ------------------------------------------------------------------------
-    tonight = principals[~principals["key"].isin(list(forgotten))]
+    tonight = principals[~_isin(principals["key"], forgotten)]
     merged = tonight.merge(dp[["key", "hash"]], on="key", how="left", suffixes=("", "_old"))
     send_mask = merged["hash_old"].isna() | (merged["hash"] != merged["hash_old"])
     to_send = merged.loc[send_mask, PRINCIPAL_COLUMNS].reset_index(drop=True)
@@ -155,7 +167,7 @@ def compute(
     # tonight does (a guardian whose only child is quarantined)
     still_named = set(gone.loc[hold_rel, "a"]) | set(gone.loc[hold_rel, "b"])
     present = set(tonight["key"])
-    gone_mask = ~dp["key"].isin(list(present | held | still_named)) & ~forgotten_mask
+    gone_mask = ~_isin(dp["key"], present | held | still_named) & ~forgotten_mask
     deletes = pd.concat(
         [
             dp.loc[gone_mask, ["kind", "key"]].assign(op="delete"),

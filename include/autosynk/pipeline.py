@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
+import pyarrow as pa
 
 from autosynk import delta as delta_engine
 from autosynk.config import DirectoryTarget, RunConfig, SftpTarget
@@ -27,7 +28,7 @@ from autosynk.delivery import DeliveryRecord
 from autosynk.errors import DeliveryError, SourceError, StateError
 from autosynk.mapping.engine import map_register
 from autosynk.mapping.spec import load_mapping
-from autosynk.register import read_snapshot
+from autosynk.register import collector_paused, read_snapshot
 from autosynk.sources import ENTITIES
 from autosynk.sources.snapshot import take_snapshot
 from autosynk.staging.store import Changes, Staging
@@ -121,6 +122,7 @@ def extract(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     return counts
 
 
+@collector_paused()
 def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     """Map and validate the snapshot into ``mapped/`` (principals, relations, quarantine)."""
     st = staging_for(cfg)
@@ -157,7 +159,7 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         mapped.relations = {
             r for r in mapped.relations if r[1] not in dropped and r[2] not in dropped
         }
-    relations = pd.DataFrame(sorted(mapped.relations), columns=["type", "a", "b"], dtype="str")
+    relations = relation_frame(mapped.relations)
     quarantine = pd.DataFrame(
         [(q.entity, q.source_id, q.severity, q.reason) for q in mapped.quarantine],
         columns=["entity", "source_id", "severity", "reason"],
@@ -205,6 +207,28 @@ def _export_problems(folder: Path) -> list[Any]:
     ]
 
 
+def relation_frame(relations: set[tuple[str, str, str]]) -> pd.DataFrame:
+    """Relations as a frame sorted by (type, a, b), as ``sorted()`` would order them.
+
+    Sorted by Arrow, not by Python tuples: a first night has millions. UTF-8 byte order
+    is code point order, which is how Python compares strings.
+    """
+    rows = list(relations)
+    try:
+        table = pa.table(
+            {name: pa.array([r[i] for r in rows], pa.string()) for i, name in enumerate("tab")}
+        )
+    except (pa.ArrowException, UnicodeEncodeError):  # e.g. a lone surrogate: Python sorts
+        return pd.DataFrame(sorted(rows), columns=["type", "a", "b"], dtype="str")
+    table = table.sort_by([("t", "ascending"), ("a", "ascending"), ("b", "ascending")])
+    return pd.DataFrame(
+        {
+            name: pd.Series(table[key], dtype="str")
+            for name, key in zip(("type", "a", "b"), "tab", strict=True)
+        }
+    )
+
+
 def _dup_entry(kind: str, source_id: str) -> Any:
     from autosynk.mapping.engine import QuarantineEntry
 
@@ -212,6 +236,7 @@ def _dup_entry(kind: str, source_id: str) -> Any:
     return QuarantineEntry(entity, source_id, "external id or identity number is not unique")
 
 
+@collector_paused()
 def compute_delta(
     cfg: RunConfig, run_id: str, *, allow_mass_removal: bool = False, total: bool = False
 ) -> dict[str, Any]:
@@ -280,6 +305,7 @@ _STATE_FILES = (
 )
 
 
+@collector_paused()
 def write(
     cfg: RunConfig,
     run_id: str,
@@ -417,6 +443,7 @@ def _default_uploader(cfg: RunConfig) -> Uploader:
     raise StateError(f"unsupported target {target!r}")  # pragma: no cover
 
 
+@collector_paused()
 def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     """Advance the delivered state to what this run delivered (one transaction)."""
     st = staging_for(cfg)

@@ -31,7 +31,7 @@ class Snapshot:
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:  # also a decorator (ContextDecorator)
     """Pause Python's cyclic garbage collector while millions of objects are built.
 
     Every few hundred new dicts or lists the collector runs, and each full pass walks

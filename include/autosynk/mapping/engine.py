@@ -490,7 +490,8 @@ def _resolve_persons(
 
     # user rows for every person who is in at least one relation
     directory_by_match = _directory_index(directory, spec)
-    in_relation = {key for _t, a, b in relations for key in (a, b)}
+    in_relation = {a for _t, a, _b in relations}
+    in_relation.update(b for _t, _a, b in relations)
     for person_id, key in sorted(key_of.items(), key=lambda item: item[1]):
         if key not in in_relation:
             continue

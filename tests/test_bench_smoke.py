@@ -1,0 +1,86 @@
+"""The benchmark keeps working: bench/run.py at a tiny scale, and its generator's rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+from autosynk.identity import normalise
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+
+import synth  # noqa: E402
+
+
+def test_bench_runs_two_nights_and_prints_the_figures(tmp_path):
+    figures = tmp_path / "figures.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--scale",
+            "tiny",
+            "--work",
+            str(tmp_path / "work"),
+            "--json",
+            str(figures),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = result.stdout
+    for stage in ("prepare", "extract", "transform", "compute_delta", "write", "commit"):
+        assert re.search(rf"^{stage}\s+\d+\.\d\d\s+\d+\s+\d+\s+\d+$", out, re.M), stage
+    assert "## first night" in out and "## 1%-change night" in out
+    assert re.search(r"duckdb full-outer-join diff \d+\.\d\d s; delta stage", out)
+    assert re.search(r"staging rows written \d+ .* of \d+ delivered rows", out)
+    assert "## targets (issue 5)" in out
+    data = json.loads(figures.read_text(encoding="utf-8"))
+    first, change = data["nights"]
+    # the first night sends everything; the change night only what the mutation changed
+    assert first["duckdb"]["relations_added"] > 1000
+    assert 0 < change["duckdb"]["relations_added"] < first["duckdb"]["relations_added"] // 20
+    assert change["rows_written_state"] < first["rows_written_state"] // 20
+
+
+@pytest.mark.parametrize(
+    ("birth", "serial", "style", "expected"),
+    [
+        ("1990-01-01", 1, 0, "19900101-0017"),
+        ("1990-01-01", 1, 1, "199001010017"),
+        ("1990-01-01", 1, 2, "900101-0017"),
+        ("2012-02-29", 240, 0, "20120229-2403"),
+    ],
+)
+def test_civic_numbers_are_valid_luhn_numbers(birth, serial, style, expected):
+    (number,) = synth.civic_numbers(
+        np.array([birth], dtype="datetime64[D]"), np.array([serial]), [style]
+    )
+    assert number == expected
+    assert normalise(number).kind == "personnummer"
+
+
+def test_mutation_changes_about_one_percent_and_keeps_ids(tmp_path):
+    folder = tmp_path / "register"
+    synth.generate(folder, "tiny", seed=3)
+    before = msgspec.json.decode((folder / "persons.json").read_bytes())["data"]
+    synth.mutate_one_percent(folder, seed=4)
+    after = msgspec.json.decode((folder / "persons.json").read_bytes())["data"]
+    old = {p["id"]: p for p in before}
+    new = {p["id"]: p for p in after}
+    assert set(old) < set(new)  # new pupils and staff arrive, nobody's id changes
+    changed = sum(1 for key, person in old.items() if new[key] != person)
+    assert 0 < changed + len(set(new) - set(old)) < len(old) * 0.05
+    numbers = [p["civicNo"]["value"] for p in after]
+    assert len({normalise(n).value for n in numbers}) == len(numbers)
