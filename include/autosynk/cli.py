@@ -274,6 +274,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AutosynkError as exc:
         print(f"error: {mask(str(exc))}", file=sys.stderr)
         return 1
+    except MemoryError:
+        print(
+            "error: out of memory: this register is too large for this machine's memory "
+            "(see bench/RESULTS.md for sizes); nothing was delivered or committed",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -33,13 +33,14 @@ def build_summary(
     counts: dict[str, Any] = {}
     principals = _frame(ws, "delta", "principals.parquet")
     if principals is not None:
-        counts["principals_by_type"] = dict(sorted(Counter(principals["kind"]).items()))
+        by_kind = principals["kind"].value_counts()
+        counts["principals_by_type"] = {str(k): int(v) for k, v in sorted(by_kind.items())}
     relation_counts: dict[str, dict[str, int]] = {}
     for operation, name in (("add", "adds.parquet"), ("remove", "removes.parquet")):
         frame = _frame(ws, "delta", name)
         if frame is not None:
-            for rel_type, count in Counter(frame["type"]).items():
-                relation_counts.setdefault(rel_type, {})[operation] = count
+            for rel_type, count in frame["type"].value_counts().items():
+                relation_counts.setdefault(str(rel_type), {})[operation] = int(count)
     counts["relations_by_type"] = dict(sorted(relation_counts.items()))
     quarantine = _frame(ws, "mapped", "quarantine.parquet")
     quarantine_section: dict[str, Any] = {"quarantined": 0, "warnings": 0, "reasons": {}}
