@@ -12,8 +12,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import json
 import logging
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from autosynk import delta as delta_engine
 from autosynk.config import DirectoryTarget, RunConfig, SftpTarget
 from autosynk.delivery import DeliveryRecord
 from autosynk.errors import DeliveryError, SourceError, StateError
-from autosynk.mapping.engine import map_register
+from autosynk.identity import mask
+from autosynk.mapping.engine import QuarantineEntry, map_register
 from autosynk.mapping.spec import load_mapping
 from autosynk.register import collector_paused, read_snapshot
 from autosynk.sources import ENTITIES
@@ -190,16 +191,11 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     return counts
 
 
-def _export_problems(folder: Path) -> list[Any]:
+def _export_problems(folder: Path) -> list[QuarantineEntry]:
     """Rows a file export rejected (``problems.json``), as quarantine entries by file:line."""
-    from autosynk.identity import mask
-    from autosynk.mapping.engine import QuarantineEntry
-
     path = folder / "problems.json"
     if not path.exists():
         return []
-    import json
-
     entries = json.loads(path.read_text(encoding="utf-8")).get("data", [])
     return [
         QuarantineEntry("export-row", f"{e.get('file')}:{e.get('line')}", mask(e.get("reason")))
@@ -229,9 +225,7 @@ def relation_frame(relations: set[tuple[str, str, str]]) -> pd.DataFrame:
     )
 
 
-def _dup_entry(kind: str, source_id: str) -> Any:
-    from autosynk.mapping.engine import QuarantineEntry
-
+def _dup_entry(kind: str, source_id: str) -> QuarantineEntry:
     entity = {"user": "person", "class": "group", "school": "organisation"}[kind]
     return QuarantineEntry(entity, source_id, "external id or identity number is not unique")
 
@@ -485,7 +479,3 @@ def report(
         "status": summary["status"],
         "nothing_to_deliver": summary["nothing_to_deliver"],
     }
-
-
-def quarantine_reasons(frame: pd.DataFrame) -> dict[str, int]:
-    return dict(Counter(frame["reason"]).most_common())

@@ -54,7 +54,6 @@ def build_summary(
             "warning_reasons": dict(Counter(warnings["reason"]).most_common()),
             "entries": errors.head(MAX_LISTED_QUARANTINE).to_dict("records"),
         }
-    mapped_counts = (run.get("counts") or {}) if run.get("counts") else {}
     delta_counts = package.get("delta_counts", {})
     deliveries = [
         {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in d.items() if k != "id"}
@@ -74,12 +73,12 @@ def build_summary(
         "files": package.get("files", []),
         "deliveries": deliveries,
         "late": any(d.get("late") for d in deliveries),
-        "counts": {**counts, "delta": delta_counts, **_mapping_counts(ws, mapped_counts)},
+        "counts": {**counts, "delta": delta_counts, **_mapping_counts(ws)},
         "quarantine": quarantine_section,
     }
 
 
-def _mapping_counts(ws: RunWorkspace, previous: dict[str, Any]) -> dict[str, Any]:
+def _mapping_counts(ws: RunWorkspace) -> dict[str, Any]:
     protected = _frame(ws, "mapped", "protected.parquet")
     out: dict[str, Any] = {}
     if protected is not None:
