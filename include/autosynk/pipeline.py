@@ -29,7 +29,8 @@ from autosynk.errors import DeliveryError, SourceError, StateError
 from autosynk.identity import mask
 from autosynk.mapping.engine import QuarantineEntry, map_register
 from autosynk.mapping.spec import load_mapping
-from autosynk.register import collector_paused, read_snapshot
+from autosynk.records import read_typed_snapshot
+from autosynk.register import collector_paused
 from autosynk.sources import ENTITIES
 from autosynk.sources.snapshot import take_snapshot
 from autosynk.staging.store import Changes, Staging
@@ -131,7 +132,7 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     ws = workspace_for(cfg, run_id)
     mapping = load_mapping(cfg.mapping)
     with ws.local_dir("extract") as folder:
-        snapshot = read_snapshot(folder)
+        snapshot = read_typed_snapshot(folder)
         rejected_rows = _export_problems(folder)
     empty = [name for name in REQUIRED_ENTITIES if not snapshot.entities[name]]
     if empty:
@@ -141,6 +142,8 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         )
     today = local_now(cfg).date().isoformat()
     mapped = map_register(snapshot, mapping, cfg.organisation_id, today, cfg.encoding)
+    sizes = {f"snapshot_{name}": len(snapshot.entities[name]) for name in ENTITIES}
+    del snapshot  # the register's records: the largest thing in memory, no longer needed
 
     mapped.quarantine.extend(rejected_rows)
     principals = pd.DataFrame(
@@ -178,7 +181,7 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         relations=len(relations),
         quarantined=int((quarantine["severity"] == "error").sum()),
         warnings=int((quarantine["severity"] == "warning").sum()),
-        **{f"snapshot_{name}": len(snapshot.entities[name]) for name in ENTITIES},
+        **sizes,
     )
     st.update_run(run_id, status="transformed")
     log.info(

@@ -23,9 +23,9 @@ from autosynk.sources import ENTITIES
 
 @dataclass
 class Snapshot:
-    """The register as read: entity name -> list of raw records (dicts)."""
+    """The register as read: entity name -> list of records (dicts, or typed records)."""
 
-    entities: dict[str, list[dict[str, Any]]]
+    entities: dict[str, list[Any]]
     directory: list[dict[str, Any]] | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -48,7 +48,7 @@ def collector_paused() -> Iterator[None]:  # also a decorator (ContextDecorator)
             gc.enable()
 
 
-def _read_list(path: Path, name: str) -> list[dict[str, Any]]:
+def read_list(path: Path, name: str) -> list[dict[str, Any]]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -69,9 +69,9 @@ def _read_list(path: Path, name: str) -> list[dict[str, Any]]:
 
 def read_snapshot(folder: Path) -> Snapshot:
     """Read ``<entity>.json`` for every SS 12000 entity, and ``directory.json`` if present."""
-    entities = {name: _read_list(folder / f"{name}.json", name) for name in ENTITIES}
+    entities = {name: read_list(folder / f"{name}.json", name) for name in ENTITIES}
     directory_file = folder / "directory.json"
-    directory = _read_list(directory_file, "directory") if directory_file.exists() else None
+    directory = read_list(directory_file, "directory") if directory_file.exists() else None
     return Snapshot(entities=entities, directory=directory)
 
 

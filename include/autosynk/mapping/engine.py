@@ -21,7 +21,8 @@ from autosynk.mapping.rows import RowBuilder
 from autosynk.mapping.spec import MappingSpec
 from autosynk.mapping.values import school_year_of
 from autosynk.model import CLASS, SCHOOL
-from autosynk.register import Snapshot, active, as_list, collector_paused, ref_id, text
+from autosynk.records import Activity, Duty, Group, Organisation, Person, all_records
+from autosynk.register import Snapshot, as_list, collector_paused, day, ref_id, text
 
 SKOLENHET = "Skolenhet"
 STAFF, STUDENT, GUARDIAN = "staff", "student", "guardian"
@@ -62,12 +63,19 @@ class _Context:
         self.out.counts[f"quarantine_{severity}"] += 1
 
 
-def _index(ctx: _Context, entity: str, records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _live(record: Any, today: str) -> bool:
+    """``startDate <= today <= endDate``, a missing bound being open (spec §10)."""
+    start = day(record.startDate)
+    end = day(record.endDate)
+    return (start is None or start <= today) and (end is None or today <= end)
+
+
+def _index(ctx: _Context, entity: str, records: list[Any]) -> dict[str, Any]:
     """Records by id; a record without an id, or a duplicated id, is quarantined."""
-    by_id: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, Any] = {}
     duplicated: set[str] = set()
     for record in records:
-        record_id = ref_id(record.get("id"))
+        record_id = ref_id(record.id)
         if record_id is None:
             ctx.quarantine(entity, "(no id)", f"{entity} record without an id")
             continue
@@ -93,11 +101,12 @@ def _map_register(
 ) -> Mapped:
     ctx = _Context(spec, organisation_id, today)
     rows = RowBuilder(spec, encoding, ctx.quarantine)
-    orgs = _index(ctx, "organisation", snapshot.entities["organisations"])
-    persons = _index(ctx, "person", snapshot.entities["persons"])
-    groups = _index(ctx, "group", snapshot.entities["groups"])
-    duties = _index(ctx, "duty", snapshot.entities["duties"])
-    activities = _index(ctx, "activity", snapshot.entities["activities"])
+    entities = all_records(snapshot.entities)
+    orgs: dict[str, Organisation] = _index(ctx, "organisation", entities["organisations"])
+    persons: dict[str, Person] = _index(ctx, "person", entities["persons"])
+    groups: dict[str, Group] = _index(ctx, "group", entities["groups"])
+    duties: dict[str, Duty] = _index(ctx, "duty", entities["duties"])
+    activities: dict[str, Activity] = _index(ctx, "activity", entities["activities"])
 
     schools = _map_schools(ctx, rows, orgs)  # org id -> (external id, school form)
     unit_of = _unit_resolver(orgs)
@@ -111,21 +120,19 @@ def _map_register(
     student_schools: dict[str, set[str]] = defaultdict(set)
 
     for person_id, person in persons.items():
-        for enrolment in as_list(person.get("enrolments")):
-            if not isinstance(enrolment, dict) or enrolment.get("cancelled") is True:
+        for enrolment in person.enrolments or ():
+            if enrolment.cancelled is True or not _live(enrolment, today):
                 continue
-            if not active(enrolment, today):
-                continue
-            unit = unit_of(ref_id(enrolment.get("enroledAt")))
+            unit = unit_of(ref_id(enrolment.enroledAt))
             if unit not in schools:
                 continue
             school_ext = schools[unit][0]
             person_rel.add(("student_in_school", person_id, school_ext))
             roles[person_id].add(STUDENT)
             student_schools[person_id].add(school_ext)
-            year = text(enrolment.get("schoolYear"))
+            year = text(enrolment.schoolYear)
             if year and person_id not in grade:
-                grade[person_id] = (text(enrolment.get("schoolType")), year)
+                grade[person_id] = (text(enrolment.schoolType), year)
 
     students = set(student_schools)
     for group_id, (group_ext, _unit) in exported_groups.items():
@@ -150,12 +157,11 @@ def _map_register(
     guardians_of: dict[str, list[str]] = defaultdict(list)
     guardian_types = set(spec.guardian_relation_types)
     for child_id in students:
-        for responsible in as_list(persons.get(child_id, {}).get("responsibles")):
-            if not isinstance(responsible, dict):
+        child = persons.get(child_id)
+        for responsible in (child.responsibles if child else None) or ():
+            if text(responsible.relationType) not in guardian_types:
                 continue
-            if text(responsible.get("relationType")) not in guardian_types:
-                continue
-            guardian_id = ref_id(responsible.get("person"))
+            guardian_id = ref_id(responsible.person)
             if guardian_id is None:
                 continue
             guardians_of[child_id].append(guardian_id)
@@ -175,7 +181,7 @@ def _map_register(
     return ctx.out
 
 
-def _unit_resolver(orgs: dict[str, dict[str, Any]]) -> Any:
+def _unit_resolver(orgs: dict[str, Organisation]) -> Any:
     cache: dict[str | None, str | None] = {}
 
     def unit_of(org_id: str | None) -> str | None:
@@ -187,10 +193,10 @@ def _unit_resolver(orgs: dict[str, dict[str, Any]]) -> Any:
         while current is not None and current in orgs and current not in seen:
             seen.add(current)
             org = orgs[current]
-            if text(org.get("organisationType")) == SKOLENHET:
+            if text(org.organisationType) == SKOLENHET:
                 found = current
                 break
-            current = ref_id(org.get("parentOrganisation"))
+            current = ref_id(org.parentOrganisation)
         cache[org_id] = found
         return found
 
@@ -198,14 +204,14 @@ def _unit_resolver(orgs: dict[str, dict[str, Any]]) -> Any:
 
 
 def _map_schools(
-    ctx: _Context, rows: RowBuilder, orgs: dict[str, dict[str, Any]]
+    ctx: _Context, rows: RowBuilder, orgs: dict[str, Organisation]
 ) -> dict[str, tuple[str, str]]:
     spec = ctx.spec
     schools: dict[str, tuple[str, str]] = {}
     for org_id, org in orgs.items():
-        if text(org.get("organisationType")) != SKOLENHET or not active(org, ctx.today):
+        if text(org.organisationType) != SKOLENHET or not _live(org, ctx.today):
             continue
-        types = [text(t) for t in as_list(org.get("schoolTypes"))]
+        types = [text(t) for t in as_list(org.schoolTypes)]
         forms = {spec.school_forms[t] for t in types if t in spec.school_forms}
         form = next((f for f in spec.school_form_rank if f in forms), None)
         if form is None and forms:
@@ -216,7 +222,7 @@ def _map_schools(
                 "organisation", org_id, f"school form cannot be mapped (school types: {shown})"
             )
             continue
-        code = text(org.get("schoolUnitCode"))
+        code = text(org.schoolUnitCode)
         external_id = spec.external_ids.school.format(
             id=org_id, code=code, school_year=ctx.school_year
         )
@@ -240,7 +246,7 @@ def _map_schools(
 def _map_groups(
     ctx: _Context,
     rows: RowBuilder,
-    groups: dict[str, dict[str, Any]],
+    groups: dict[str, Group],
     schools: dict[str, tuple[str, str]],
     unit_of: Any,
 ) -> tuple[dict[str, tuple[str, str]], dict[str, list[str]]]:
@@ -251,11 +257,11 @@ def _map_groups(
     wanted = set(spec.group_types)
     school_ids = {ext for ext, _form in schools.values()}
     for group_id, group in groups.items():
-        if not active(group, ctx.today):
+        if not _live(group, ctx.today):
             continue
-        org_id = ref_id(group.get("organisation"))
+        org_id = ref_id(group.organisation)
         unit = unit_of(org_id)
-        group_type = text(group.get("groupType"))
+        group_type = text(group.groupType)
         if unit not in schools:
             if group_type in wanted:
                 reason = (
@@ -267,10 +273,8 @@ def _map_groups(
             continue
         members[group_id] = [
             pid
-            for m in as_list(group.get("groupMemberships"))
-            if isinstance(m, dict)
-            and active(m, ctx.today)
-            and (pid := ref_id(m.get("person"))) is not None
+            for m in group.groupMemberships or ()
+            if _live(m, ctx.today) and (pid := ref_id(m.person)) is not None
         ]
         if group_type not in wanted:
             continue
@@ -281,7 +285,7 @@ def _map_groups(
         if external_id in school_ids:
             ctx.quarantine("group", group_id, "external id is already used by a school")
             continue
-        group_form = spec.school_forms.get(text(group.get("schoolType")), "")
+        group_form = spec.school_forms.get(text(group.schoolType), "")
         row = rows.group(
             group_id, group, external_id, "" if group_form == school_form else group_form
         )
@@ -296,7 +300,7 @@ def _map_groups(
 
 def _map_duties(
     ctx: _Context,
-    duties: dict[str, dict[str, Any]],
+    duties: dict[str, Duty],
     schools: dict[str, tuple[str, str]],
     unit_of: Any,
     exported_groups: dict[str, tuple[str, str]],
@@ -313,10 +317,10 @@ def _map_duties(
     admin_roles = set(spec.administrator_duty_roles)
     duty_person: dict[str, str] = {}
     for duty_id, duty in duties.items():
-        if not active(duty, ctx.today):
+        if not _live(duty, ctx.today):
             continue
-        person_id = ref_id(duty.get("person"))
-        unit = unit_of(ref_id(duty.get("dutyAt")))
+        person_id = ref_id(duty.person)
+        unit = unit_of(ref_id(duty.dutyAt))
         if person_id is None:
             ctx.quarantine("duty", duty_id, "duty without a person", "warning")
             continue
@@ -326,13 +330,13 @@ def _map_duties(
         duty_person[duty_id] = person_id
         roles[person_id].add(STAFF)
         person_rel.add(("staff_in_school", person_id, school_ext))
-        if text(duty.get("dutyRole")) in admin_roles:
+        if text(duty.dutyRole) in admin_roles:
             person_rel.add(("administrator_for", person_id, school_ext))
-        for assignment in as_list(duty.get("assignmentRole")):
-            if not isinstance(assignment, dict) or not active(assignment, ctx.today):
+        for assignment in duty.assignmentRole or ():
+            if not _live(assignment, ctx.today):
                 continue
-            group_id = ref_id(assignment.get("group"))
-            role = text(assignment.get("assignmentRoleType"))
+            group_id = ref_id(assignment.group)
+            role = text(assignment.assignmentRoleType)
             if group_id is None:
                 continue
             if role in teacher_roles and group_id in exported_groups:
@@ -346,25 +350,25 @@ def _map_duties(
 
 def _map_activities(
     ctx: _Context,
-    activities: dict[str, dict[str, Any]],
+    activities: dict[str, Activity],
     duty_person: dict[str, str],
     exported_groups: dict[str, tuple[str, str]],
     person_rel: set[tuple[str, str, str]],
 ) -> None:
     for activity in activities.values():
-        if not active(activity, ctx.today):
+        if not _live(activity, ctx.today):
             continue
         group_exts = [
             exported_groups[gid][0]
-            for g in as_list(activity.get("groups"))
+            for g in as_list(activity.groups)
             if (gid := ref_id(g)) is not None and gid in exported_groups
         ]
         if not group_exts:
             continue
-        for teacher in as_list(activity.get("teachers")):
-            if not isinstance(teacher, dict) or not active(teacher, ctx.today):
+        for teacher in activity.teachers or ():
+            if not _live(teacher, ctx.today):
                 continue
-            person_id = duty_person.get(ref_id(teacher.get("duty")) or "")
+            person_id = duty_person.get(ref_id(teacher.duty) or "")
             if person_id is None:
                 continue
             for group_ext in group_exts:
@@ -374,7 +378,7 @@ def _map_activities(
 def _resolve_persons(
     ctx: _Context,
     rows: RowBuilder,
-    persons: dict[str, dict[str, Any]],
+    persons: dict[str, Person],
     person_rel: set[tuple[str, str, str]],
     person_pair: set[tuple[str, str, str]],
     roles: dict[str, set[str]],
@@ -399,7 +403,7 @@ def _resolve_persons(
     # protected persons anywhere in the register: never sent, forgotten if once delivered
     protected: set[str] = set()
     for person_id, person in persons.items():
-        marking = person.get("securityMarking")
+        marking = person.securityMarking
         if (
             spec.missing_marking_is_protected
             if marking in (None, "")
@@ -407,7 +411,7 @@ def _resolve_persons(
         ):
             protected.add(person_id)
             try:
-                protected_key = normalise(text(person.get("civicNo"))).value
+                protected_key = normalise(text(person.civicNo)).value
             except InvalidIdentity:
                 protected_key = ""
             ctx.out.protected.append((person_id, protected_key))
@@ -428,10 +432,10 @@ def _resolve_persons(
         number: str | None = None
         reason = ""
         try:
-            number = identity_number(text(record.get("civicNo")))
+            number = identity_number(text(record.civicNo))
         except InvalidIdentity as exc:
             reason = str(exc)
-        if text(record.get("personStatus")) in excluded:
+        if text(record.personStatus) in excluded:
             counts["excluded_status_persons"] += 1
             continue
         if number is None:
@@ -448,7 +452,7 @@ def _resolve_persons(
         for person_id in sorted(needed):
             if (
                 person_id in persons
-                and text(persons[person_id].get("civicNo"))
+                and text(persons[person_id].civicNo)
                 and (_same_number(persons[person_id], number))
             ):
                 ctx.quarantine(
@@ -460,18 +464,24 @@ def _resolve_persons(
     # relations that survive: every person party resolved
     dropped: Counter[str] = Counter()
     relations = ctx.out.relations
+    # every party of a relation (kept as relations are added: cheaper than a pass after)
+    in_relation = {a for _t, a, _b in relations}
+    in_relation.update(b for _t, _a, b in relations)
     for rel_type, person_id, object_ext in person_rel:
         key = key_of.get(person_id)
         if key is None:
             dropped[rel_type] += 1
         else:
             relations.add((rel_type, key, object_ext))
+            in_relation.add(key)
     for rel_type, first_id, second_id in person_pair:
         first, second = key_of.get(first_id), key_of.get(second_id)
         if first is None or second is None:
             dropped[rel_type] += 1
         else:
             relations.add((rel_type, first, second))
+            in_relation.add(first)
+            in_relation.add(second)
     guardian_role: set[str] = set()
     for child_id, guardian_ids in guardians_of.items():
         child = key_of.get(child_id)
@@ -481,6 +491,8 @@ def _resolve_persons(
                 dropped["guardian_for"] += 1
                 continue
             relations.add(("guardian_for", guardian, child))
+            in_relation.add(guardian)
+            in_relation.add(child)
             guardian_role.add(guardian_id)
             # presence only through children who are sent (never reveals a protected child)
             for school_ext in student_schools.get(child_id, ()):
@@ -490,8 +502,7 @@ def _resolve_persons(
 
     # user rows for every person who is in at least one relation
     directory_by_match = _directory_index(directory, spec)
-    in_relation = {a for _t, a, _b in relations}
-    in_relation.update(b for _t, _a, b in relations)
+    users = 0
     for person_id, key in sorted(key_of.items(), key=lambda item: item[1]):
         if key not in in_relation:
             continue
@@ -505,7 +516,8 @@ def _resolve_persons(
             _drop_person(ctx, key)
             continue
         ctx.out.principals.append(("user", key, person_id, row))
-    counts["users"] = sum(1 for p in ctx.out.principals if p[0] == "user")
+        users += 1
+    counts["users"] = users
 
 
 _LUHN_DOUBLED = (0, 2, 4, 6, 8, 1, 3, 5, 7, 9)
@@ -540,9 +552,9 @@ def identity_number(raw: str) -> str:
     return normalise(value).value
 
 
-def _same_number(person: dict[str, Any], number: str) -> bool:
+def _same_number(person: Person, number: str) -> bool:
     try:
-        return normalise(text(person.get("civicNo"))).value == number
+        return normalise(text(person.civicNo)).value == number
     except InvalidIdentity:
         return False
 
@@ -564,7 +576,7 @@ def _directory_index(
 def _directory_entry(
     index: dict[str, dict[str, Any]],
     spec: MappingSpec,
-    person: dict[str, Any],
+    person: Person,
     person_id: str,
     key: str,
 ) -> dict[str, Any] | None:
@@ -574,7 +586,7 @@ def _directory_entry(
         return index[key]
     if person_id in index:
         return index[person_id]
-    for eppn in as_list(person.get("eduPersonPrincipalNames")):
+    for eppn in as_list(person.eduPersonPrincipalNames):
         found = index.get(text(eppn))
         if found is not None:
             return found

@@ -15,6 +15,7 @@ from typing import Any
 from autosynk.mapping.spec import MappingSpec
 from autosynk.mapping.values import name_case, normalise_email, normalise_phone
 from autosynk.model import CLASS, SCHOOL, USER
+from autosynk.records import Address, Group, Organisation, Person
 from autosynk.register import as_list, text
 from autosynk.unikum.encoding import Untransliterable, clean_value, to_latin1
 
@@ -40,6 +41,13 @@ class RowBuilder:
         self.quarantine = quarantine
         self.cleaned = 0
         self.transliterated = 0
+        defaults = spec.user_defaults
+        self._flags = (
+            _bool(defaults.hide_contact_details),
+            _bool(defaults.allow_personal_notifications),
+            _bool(defaults.allow_messages_from_schools_and_groups),
+            _bool(defaults.allow_system_messages),
+        )
 
     # -- one value -------------------------------------------------------------------
 
@@ -82,11 +90,11 @@ class RowBuilder:
     # -- rows ------------------------------------------------------------------------
 
     def school(
-        self, org_id: str, org: dict[str, Any], external_id: str, code: str, form: str
+        self, org_id: str, org: Organisation, external_id: str, code: str, form: str
     ) -> list[str] | None:
         try:
             v = lambda field, raw: self._value("organisation", org_id, field, raw)  # noqa: E731
-            name = v("name", org.get("displayName"))
+            name = v("name", org.displayName)
             if not name:
                 self.quarantine("organisation", org_id, "school without a name")
                 return None
@@ -98,8 +106,8 @@ class RowBuilder:
                     "warning",
                 )
                 code = ""
-            address = _first(org.get("addresses") or org.get("address"))
-            phone = _first(org.get("phoneNumbers") or org.get("phoneNumber"))
+            address = _first(org.addresses or org.address)
+            phone = _first(org.phoneNumbers or org.phoneNumber)
             return [
                 v("external id", external_id),
                 code,
@@ -108,7 +116,7 @@ class RowBuilder:
                 "",
                 "",
                 "",
-                v("url", org.get("url")),
+                v("url", org.url),
                 v("phone", phone.get("value") if isinstance(phone, dict) else phone),
                 "",
                 v("postal address", address.get("streetAddress")),
@@ -120,15 +128,13 @@ class RowBuilder:
         except _Unwritable:
             return None
 
-    def group(
-        self, group_id: str, group: dict[str, Any], external_id: str, form: str
-    ) -> list[str] | None:
+    def group(self, group_id: str, group: Group, external_id: str, form: str) -> list[str] | None:
         try:
-            name = self._value("group", group_id, "name", group.get("displayName"))
+            name = self._value("group", group_id, "name", group.displayName)
             if not name:
                 self.quarantine("group", group_id, "group without a name")
                 return None
-            description = self._value("group", group_id, "description", group.get("description"))
+            description = self._value("group", group_id, "description", group.description)
             return [
                 self._value("group", group_id, "external id", external_id),
                 name,
@@ -144,18 +150,18 @@ class RowBuilder:
     def user(
         self,
         person_id: str,
-        person: dict[str, Any],
+        person: Person,
         key: str,
         role: str,
         grade: tuple[str, str] | None,
         directory: dict[str, Any] | None,
     ) -> list[str] | None:
         spec = self.spec
+        value = self._value
         try:
-            v = lambda field, raw: self._value("person", person_id, field, raw)  # noqa: E731
             casing = spec.transforms.name_casing
-            first = name_case(v("first name", person.get("givenName")), casing)
-            last = name_case(v("last name", person.get("familyName")), casing)
+            first = name_case(value("person", person_id, "first name", person.givenName), casing)
+            last = name_case(value("person", person_id, "last name", person.familyName), casing)
             if not first or not last:
                 missing = "first name" if not first else "last name"
                 self.quarantine("person", person_id, f"{missing} is missing")
@@ -168,10 +174,10 @@ class RowBuilder:
             street = postcode = town = ""
             if details.address:
                 address = _address(person, spec.address_type)
-                street = v("street address", address.get("streetAddress"))
-                postcode = v("postcode", address.get("postalCode"))
-                town = v("town", address.get("locality"))
-            defaults = spec.user_defaults
+                if address is not None:
+                    street = value("person", person_id, "street address", address.streetAddress)
+                    postcode = value("person", person_id, "postcode", address.postalCode)
+                    town = value("person", person_id, "town", address.locality)
             return [
                 first,
                 last,
@@ -184,10 +190,7 @@ class RowBuilder:
                 street,
                 postcode,
                 town,
-                _bool(defaults.hide_contact_details),
-                _bool(defaults.allow_personal_notifications),
-                _bool(defaults.allow_messages_from_schools_and_groups),
-                _bool(defaults.allow_system_messages),
+                *self._flags,
                 self._grade(grade),
                 "",
                 "",
@@ -199,19 +202,15 @@ class RowBuilder:
     # -- parts -----------------------------------------------------------------------
 
     def _email(
-        self, person_id: str, person: dict[str, Any], role: str, directory: dict[str, Any] | None
+        self, person_id: str, person: Person, role: str, directory: dict[str, Any] | None
     ) -> str:
-        emails = [e for e in as_list(person.get("emails")) if isinstance(e, dict)]
+        emails = person.emails or ()
         for source in getattr(self.spec.email, role):
             if source == "directory":
                 candidate = text((directory or {}).get("mail"))
             else:
                 candidate = next(
-                    (
-                        text(e.get("value"))
-                        for e in emails
-                        if text(e.get("type")) == source and text(e.get("value"))
-                    ),
+                    (text(e.value) for e in emails if text(e.type) == source and text(e.value)),
                     "",
                 )
             if not candidate:
@@ -228,19 +227,17 @@ class RowBuilder:
             )
         return ""
 
-    def _phones(self, person_id: str, person: dict[str, Any]) -> tuple[str, str, str]:
+    def _phones(self, person_id: str, person: Person) -> tuple[str, str, str]:
         phone = mobile = work = ""
-        for entry in as_list(person.get("phoneNumbers")):
-            if not isinstance(entry, dict):
-                continue
-            value = self._value("person", person_id, "phone", entry.get("value"))
+        for entry in person.phoneNumbers or ():
+            value = self._value("person", person_id, "phone", entry.value)
             if not value:
                 continue
             if self.spec.transforms.phone_normalise:
                 value = normalise_phone(value)
-            if entry.get("mobile") is True:
+            if entry.mobile is True:
                 mobile = mobile or value
-            elif text(entry.get("type")) == "Arbete":
+            elif text(entry.type) == "Arbete":
                 work = work or value
             else:
                 phone = phone or value
@@ -262,9 +259,9 @@ def _first(value: Any) -> dict[str, Any]:
     return first if isinstance(first, dict) else {"value": first}
 
 
-def _address(person: dict[str, Any], wanted: str) -> dict[str, Any]:
-    addresses = [a for a in as_list(person.get("addresses")) if isinstance(a, dict)]
-    for address in addresses:
-        if text(address.get("type")).startswith(wanted[:10]):
+def _address(person: Person, wanted: str) -> Address | None:
+    prefix = wanted[:10]
+    for address in person.addresses or ():
+        if text(address.type).startswith(prefix):
             return address
-    return {}
+    return None
