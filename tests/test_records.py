@@ -11,7 +11,7 @@ from autosynk.errors import SourceError
 from autosynk.mapping.engine import map_register
 from autosynk.mapping.spec import load_mapping
 from autosynk.records import Enrolment, Person, read_typed_snapshot, to_records
-from autosynk.register import Snapshot, read_snapshot
+from autosynk.register import Snapshot, Valued, read_snapshot, ref_id, text
 from tests import tiny_register as tiny
 
 TODAY = "2026-11-28"
@@ -36,8 +36,27 @@ def test_to_records_tidies_arrays_as_the_mapping_always_did(raw, enrolments):
 def test_to_records_keeps_only_mapped_fields_and_leaves_values_alone():
     raw = {"id": 12, "civicNo": {"value": "x"}, "meta": {"modified": "2026"}, "sex": "Kvinna"}
     (person,) = to_records("persons", [raw])
-    assert (person.id, person.civicNo) == (12, {"value": "x"})
+    assert (person.id, person.civicNo) == (12, Valued("x"))
     assert not hasattr(person, "meta")
+
+
+@pytest.mark.parametrize(
+    ("enroled_at", "civic", "unit", "number"),
+    [
+        ({"id": "u1"}, {"value": "20100101-1234"}, "u1", "20100101-1234"),
+        (" u1 ", "20100101-1234", "u1", "20100101-1234"),
+        (42, 201001011234, "42", "201001011234"),
+        (None, None, None, ""),
+        ({"name": "no id"}, {"nationality": "SE"}, None, ""),
+    ],
+)
+def test_references_and_values_read_as_the_mapping_always_read_them(
+    enroled_at, civic, unit, number
+):
+    raw = {"id": "p", "civicNo": civic, "enrolments": [{"enroledAt": enroled_at}]}
+    (person,) = to_records("persons", [raw])
+    assert ref_id(person.enrolments[0].enroledAt) == unit == ref_id(enroled_at)
+    assert text(person.civicNo) == number == text(civic)
 
 
 def _mapped(snapshot: Snapshot, encoding: str = "utf-8"):

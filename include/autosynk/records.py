@@ -19,16 +19,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from autosynk.errors import SourceError
-from autosynk.register import Snapshot, as_list, collector_paused, read_list
+from autosynk.register import Ref, Snapshot, Valued, as_list, collector_paused, read_list
 from autosynk.sources import ENTITIES
 
 log = logging.getLogger(__name__)
+
+
+#: a reference is ``{"id": ...}`` or a bare id; a value ``{"value": ...}`` or a bare value
+Reference = Ref | str | None
+Value = Valued | str | None
 
 
 class _Record(msgspec.Struct, gc=False):
@@ -39,13 +45,13 @@ class _Record(msgspec.Struct, gc=False):
 
 
 class Membership(_Record):
-    person: Any = None
+    person: Reference = None
     startDate: Any = None
     endDate: Any = None
 
 
 class Enrolment(_Record):
-    enroledAt: Any = None
+    enroledAt: Reference = None
     schoolType: Any = None
     schoolYear: Any = None
     startDate: Any = None
@@ -54,7 +60,7 @@ class Enrolment(_Record):
 
 
 class Responsible(_Record):
-    person: Any = None
+    person: Reference = None
     relationType: Any = None
 
 
@@ -77,14 +83,14 @@ class Phone(_Record):
 
 
 class Assignment(_Record):
-    group: Any = None
+    group: Reference = None
     assignmentRoleType: Any = None
     startDate: Any = None
     endDate: Any = None
 
 
 class Teacher(_Record):
-    duty: Any = None
+    duty: Reference = None
     startDate: Any = None
     endDate: Any = None
 
@@ -109,7 +115,7 @@ class Group(_Record):
     id: Any = None
     displayName: Any = None
     description: Any = None
-    organisation: Any = None
+    organisation: Reference = None
     groupType: Any = None
     schoolType: Any = None
     startDate: Any = None
@@ -121,7 +127,7 @@ class Person(_Record):
     id: Any = None
     givenName: Any = None
     familyName: Any = None
-    civicNo: Any = None
+    civicNo: Value = None
     securityMarking: Any = None
     personStatus: Any = None
     addresses: list[Address] | None = None
@@ -134,8 +140,8 @@ class Person(_Record):
 
 class Duty(_Record):
     id: Any = None
-    person: Any = None
-    dutyAt: Any = None
+    person: Reference = None
+    dutyAt: Reference = None
     dutyRole: Any = None
     startDate: Any = None
     endDate: Any = None
@@ -158,15 +164,32 @@ RECORD_TYPES: dict[str, type[_Record]] = {
     "activities": Activity,
 }
 
-#: the typed arrays of each record type (the fields :func:`to_records` has to tidy)
-_ARRAYS: dict[type[_Record], tuple[str, ...]] = {
-    kind: tuple(
-        name
-        for name, hint in kind.__annotations__.items()
-        if isinstance(hint, str) and hint.startswith("list[")
-    )
-    for kind in RECORD_TYPES.values()
-}
+
+@cache
+def _shape(kind: type[_Record]) -> tuple[dict[str, type[_Record]], tuple[str, ...]]:
+    """A record type's typed arrays (field -> entry type) and reference/value fields."""
+    arrays: dict[str, type[_Record]] = {}
+    scalars: list[str] = []
+    for name, hint in kind.__annotations__.items():
+        if hint.startswith("list["):
+            arrays[name] = globals()[hint[5 : hint.index("]")]]
+        elif hint in ("Reference", "Value"):
+            scalars.append(name)
+    return arrays, tuple(scalars)
+
+
+def _tidy(kind: type[_Record], record: dict[str, Any]) -> dict[str, Any]:
+    """A raw record in the typed shape, with the tolerance the mapping always had."""
+    arrays, scalars = _shape(kind)
+    out = dict(record)
+    for name in scalars:  # a number or list where an id is due reads as its text
+        value = out.get(name)
+        if value is not None and not isinstance(value, (dict, str)):
+            out[name] = str(value)
+    for name, entry in arrays.items():
+        if name in out:
+            out[name] = [_tidy(entry, e) for e in as_list(out[name]) if isinstance(e, dict)]
+    return out
 
 
 def decoder(entity: str) -> msgspec.json.Decoder[Any]:
@@ -181,18 +204,10 @@ def decoder(entity: str) -> msgspec.json.Decoder[Any]:
 def to_records(entity: str, items: Iterable[Any]) -> list[Any]:
     """Raw records (dicts, or records already typed) as the entity's record type."""
     kind = RECORD_TYPES[entity]
-    arrays = _ARRAYS[kind]
-    out: list[Any] = []
-    for item in items:
-        if isinstance(item, kind):
-            out.append(item)
-            continue
-        record = dict(item)
-        for name in arrays:
-            if name in record:
-                record[name] = [e for e in as_list(record[name]) if isinstance(e, dict)]
-        out.append(msgspec.convert(record, kind, strict=False))
-    return out
+    return [
+        item if isinstance(item, kind) else msgspec.convert(_tidy(kind, item), kind, strict=False)
+        for item in items
+    ]
 
 
 def all_records(entities: Mapping[str, list[Any]]) -> dict[str, list[Any]]:

@@ -75,9 +75,23 @@ def read_snapshot(folder: Path) -> Snapshot:
     return Snapshot(entities=entities, directory=directory)
 
 
+class Ref(msgspec.Struct, gc=False):
+    """A reference object ``{"id": ...}`` as the typed reader keeps it (see records.py)."""
+
+    id: Any = None
+
+
+class Valued(msgspec.Struct, gc=False):
+    """A value object ``{"value": ...}`` (e.g. ``civicNo``) as the typed reader keeps it."""
+
+    value: Any = None
+
+
 def ref_id(value: Any) -> str | None:
     """The id of a reference object ``{"id": ...}`` (or a bare id string)."""
-    if isinstance(value, dict):
+    if type(value) is Ref:
+        value = value.id
+    elif isinstance(value, dict):
         value = value.get("id")
     if value is None:
         return None
@@ -100,10 +114,12 @@ def text(value: Any) -> str:
         return value.strip()
     if value is None:
         return ""
-    if isinstance(value, dict):  # e.g. civicNo {"value": ...}
+    if type(value) is Valued:
+        value = value.value
+    elif isinstance(value, dict):  # e.g. civicNo {"value": ...}
         value = value.get("value")
-        if value is None:
-            return ""
+    if value is None:
+        return ""
     return str(value).strip()
 
 

@@ -115,7 +115,7 @@ def _map_register(
     # relations by register id; persons resolved to identity numbers afterwards
     person_rel: set[tuple[str, str, str]] = set()  # (type, person id, object external id)
     person_pair: set[tuple[str, str, str]] = set()  # (type, person id, person id)
-    roles: dict[str, set[str]] = defaultdict(set)
+    staff_ids: set[str] = set()  # persons with a live duty at an exported school
     grade: dict[str, tuple[str, str]] = {}  # person id -> (school type, school year)
     student_schools: dict[str, set[str]] = defaultdict(set)
 
@@ -128,7 +128,6 @@ def _map_register(
                 continue
             school_ext = schools[unit][0]
             person_rel.add(("student_in_school", person_id, school_ext))
-            roles[person_id].add(STUDENT)
             student_schools[person_id].add(school_ext)
             year = text(enrolment.schoolYear)
             if year and person_id not in grade:
@@ -150,7 +149,7 @@ def _map_register(
         students,
         person_rel,
         person_pair,
-        roles,
+        staff_ids,
     )
     _map_activities(ctx, activities, duty_person, exported_groups, person_rel)
 
@@ -172,7 +171,7 @@ def _map_register(
         persons,
         person_rel,
         person_pair,
-        roles,
+        staff_ids,
         grade,
         guardians_of,
         student_schools,
@@ -308,7 +307,7 @@ def _map_duties(
     students: set[str],
     person_rel: set[tuple[str, str, str]],
     person_pair: set[tuple[str, str, str]],
-    roles: dict[str, set[str]],
+    staff_ids: set[str],
 ) -> dict[str, str]:
     """staff_in_school, administrator_for, assignment teachers and mentors; duty -> person."""
     spec = ctx.spec
@@ -328,7 +327,7 @@ def _map_duties(
             continue
         school_ext = schools[unit][0]
         duty_person[duty_id] = person_id
-        roles[person_id].add(STAFF)
+        staff_ids.add(person_id)
         person_rel.add(("staff_in_school", person_id, school_ext))
         if text(duty.dutyRole) in admin_roles:
             person_rel.add(("administrator_for", person_id, school_ext))
@@ -381,7 +380,7 @@ def _resolve_persons(
     persons: dict[str, Person],
     person_rel: set[tuple[str, str, str]],
     person_pair: set[tuple[str, str, str]],
-    roles: dict[str, set[str]],
+    staff_ids: set[str],
     grade: dict[str, tuple[str, str]],
     guardians_of: dict[str, list[str]],
     student_schools: dict[str, set[str]],
@@ -499,6 +498,9 @@ def _resolve_persons(
                 relations.add(("external_user_in_school", guardian, school_ext))
     for rel_type, count in dropped.items():
         counts[f"relations_skipped_{rel_type}"] += count
+    # the relations by register id are resolved now: free them before the rows are built
+    person_rel.clear()
+    person_pair.clear()
 
     # user rows for every person who is in at least one relation
     directory_by_match = _directory_index(directory, spec)
@@ -506,8 +508,13 @@ def _resolve_persons(
     for person_id, key in sorted(key_of.items(), key=lambda item: item[1]):
         if key not in in_relation:
             continue
-        person_roles = roles.get(person_id, set())
-        role = STAFF if STAFF in person_roles else STUDENT if STUDENT in person_roles else GUARDIAN
+        role = (
+            STAFF
+            if person_id in staff_ids
+            else STUDENT
+            if person_id in student_schools
+            else GUARDIAN
+        )
         if role == GUARDIAN and person_id not in guardian_role:
             continue
         entry = _directory_entry(directory_by_match, spec, persons[person_id], person_id, key)
