@@ -1,6 +1,6 @@
 """The delta: tonight's mapped state against what Unikum was last told.
 
-Keyed comparison with content hashes, in pandas:
+Keyed comparison with content hashes, in DuckDB:
 
 - a principals row is sent when its key is new or its hash changed;
 - a relation is added when it is new, removed when it was delivered and is gone;
@@ -8,22 +8,38 @@ Keyed comparison with content hashes, in pandas:
   no relation naming it is removed (a broken record must not become removals);
 - a protected person is *forgotten*: dropped from the delivered state with every relation
   naming them, and never named in a file (spec §10).
+
+Rows to send and relations to add keep tonight's order (the transform writes relations
+sorted by type, a, b); removes and deletes are sorted, so the same inputs always give the
+same frames whichever store the delivered state was read from. :func:`diff` reads its
+inputs where they are (Parquet files on a local disk, or Arrow tables) and answers in
+Arrow; :func:`compute` is the same delta for pandas frames.
 """
 
 from __future__ import annotations
 
+import functools
+import os
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeAlias
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from autosynk.errors import SafetyError
 from autosynk.staging.store import Changes
 
 PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash", "row"]
+DELIVERED_PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash"]
 RELATION_COLUMNS = ["type", "a", "b"]
+
+#: a Parquet file on a local disk (DuckDB reads only the columns it needs) or a table
+Source: TypeAlias = Path | pa.Table
 
 
 @dataclass
@@ -39,94 +55,340 @@ class Delta:
         return not (len(self.principals) or len(self.adds) or len(self.removes))
 
 
-def _isin(column: pd.Series, values: set[str]) -> pd.Series:
-    """``column.isin(values)`` for a string column, by Arrow's hash lookup.
+@dataclass
+class TableDelta:
+    """The delta in Arrow. ``None`` means *all of tonight's rows, as they are*.
 
-    pandas converts every value of the set to an Arrow scalar one by one first, which
-    takes seconds for the hundreds of thousands of keys of a municipality.
+    On a first night (an empty delivered state) everything is new: the caller then reuses
+    tonight's frame (or file) instead of a copy of it.
     """
-    if not values or not len(column) or not isinstance(column.dtype, pd.StringDtype):
-        return column.isin(list(values))
-    found = pc.is_in(pa.array(column, pa.string()), value_set=pa.array(list(values), pa.string()))
-    flags = pc.fill_null(found, False).to_numpy(zero_copy_only=False)
-    return pd.Series(flags, index=column.index, dtype=bool)
+
+    principals: pa.Table | None  # rows to send: kind, key, source_id, hash, row
+    adds: pa.Table | None  # type, a, b
+    removes: pa.Table  # type, a, b
+    principal_deletes: pa.Table  # kind, key, op (delete | forget)
+    relation_removes: pa.Table  # type, a, b, op (remove | forget)
+    tonight_principals: int
+    tonight_relations: int
+    counts: dict[str, int] = field(default_factory=dict)
 
 
-def _names_any(frame: pd.DataFrame, keys: set[str]) -> pd.Series:
-    if not keys or not len(frame):
-        return pd.Series(False, index=frame.index)
-    key_list = list(keys)
-    return frame["a"].isin(key_list) | frame["b"].isin(key_list)
+def diff(
+    principals: Source,
+    relations: Source,
+    delivered_principals: Source,
+    delivered_relations: Source,
+    *,
+    held_source_ids: Iterable[str],
+    protected_source_ids: Iterable[str],
+    protected_keys: Iterable[str],
+) -> TableDelta:
+    """Compare tonight (``principals``, ``relations``) with the delivered state."""
+    inputs = _Inputs(
+        principals,
+        relations,
+        delivered_principals,
+        delivered_relations,
+        _key_table(held_source_ids),
+        _key_table(protected_source_ids),
+        _key_table(protected_keys),
+    )
+    con = inputs.connect()
+    try:
+        return _diff(con, inputs)
+    finally:
+        con.close()
 
 
-def _held_presence(gone: pd.DataFrame, delivered: pd.DataFrame, held: set[str]) -> pd.Series:
-    """Guardian presence derived from a held child is held too.
+@dataclass(frozen=True)
+class _Inputs:
+    principals: Source
+    relations: Source
+    delivered_principals: Source
+    delivered_relations: Source
+    held_ids: pa.Table
+    protected_ids: pa.Table
+    protected_keys: pa.Table
 
-    ``external_user_in_school`` names the guardian and the school, not the child it comes
-    from; when that child is quarantined tonight, the presence must not be removed either.
+    def connect(self) -> duckdb.DuckDBPyConnection:
+        """A connection with the inputs as views: tp, tr (numbered rows), dp, dr, and the
+        key sets held_ids, protected_ids, protected_keys."""
+        con = connection()
+        view(con, "tp", self.principals, PRINCIPAL_COLUMNS, numbered=True)
+        view(con, "tr", self.relations, RELATION_COLUMNS, numbered=True)
+        view(con, "dp", self.delivered_principals, DELIVERED_PRINCIPAL_COLUMNS)
+        view(con, "dr", self.delivered_relations, RELATION_COLUMNS)
+        for name in ("held_ids", "protected_ids", "protected_keys"):
+            con.register(name, getattr(self, name))
+        return con
+
+
+def connection() -> duckdb.DuckDBPyConnection:
+    """A connection of its own (close it after use) to this process's in-memory DuckDB.
+
+    Its temporary tables and views go when it closes. Opening a database costs ~40 ms,
+    which the many small deltas of a test run would otherwise pay each time. Keyed by
+    process id: a forked worker must not use its parent's database.
     """
-    if not held or not len(gone):
-        return pd.Series(False, index=gone.index)
-    held_list = list(held)
-    guardians = delivered.loc[
-        (delivered["type"] == "guardian_for") & delivered["b"].isin(held_list), ["a", "b"]
-    ].rename(columns={"a": "guardian", "b": "child"})
-    schools = delivered.loc[
-        (delivered["type"] == "student_in_school") & delivered["a"].isin(held_list), ["a", "b"]
-    ].rename(columns={"a": "child", "b": "school"})
-    presence = guardians.merge(schools, on="child")[["guardian", "school"]].drop_duplicates()
-    if not len(presence):
-        return pd.Series(False, index=gone.index)
-    keyed = gone.reset_index().merge(
-        presence.assign(_held=True),
-        left_on=["a", "b"],
-        right_on=["guardian", "school"],
-        how="left",
+    return _database_of(os.getpid()).cursor()
+
+
+@functools.cache
+def _database_of(pid: int) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect()
+
+
+def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
+    def row(sql: str) -> tuple[int, ...]:
+        return tuple(int(v) for v in con.execute(sql).fetchall()[0])
+
+    def count(sql: str) -> int:
+        return row(sql)[0]
+
+    def table(sql: str) -> pa.Table:
+        return con.sql(sql).to_arrow_table()
+
+    tonight_principals = count("SELECT count(*) FROM tp")
+    tonight_relations = count("SELECT count(*) FROM tr")
+    delivered_relations = count("SELECT count(*) FROM dr")
+
+    con.execute(_FORGOTTEN)
+    con.execute(_REL)
+    relation_diff = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        if delivered_relations:  # the largest join, on the other core meanwhile
+            forgotten = table("SELECT key FROM forgotten")
+            relation_diff = pool.submit(_relation_diff, inputs, forgotten)
+        # principals: only keys and hashes are compared; rows are fetched for what is sent
+        con.execute(_PRINCIPAL_DIFF)
+        con.execute(_KEY_SETS)
+        sent, new = row("SELECT count(*), count(*) FILTER (WHERE new) FROM send")
+        to_send = None
+        if sent != tonight_principals:
+            to_send = table(_ROWS_TO_SEND)
+        if relation_diff is not None:
+            con.register("relation_diff_found", relation_diff.result())
+
+    # relations
+    if relation_diff is None:  # nothing delivered: every relation of tonight is new
+        con.execute(_EMPTY_GONE)
+        added = count("SELECT count(*) FROM rel")
+        adds = None
+        if added != tonight_relations:
+            adds = table("SELECT type, a, b FROM rel ORDER BY n")
+    else:
+        con.execute("CREATE TEMP TABLE relation_diff AS SELECT * FROM relation_diff_found")
+        added = count("SELECT count(*) FROM relation_diff WHERE added")
+        adds = None
+        if added != tonight_relations:
+            adds = table("SELECT type, a, b FROM relation_diff WHERE added ORDER BY n")
+        con.execute(_GONE)
+    held_keys = count("SELECT count(*) FROM held")
+    con.execute(_HOLD if held_keys else _NO_HOLD)
+    removes = table("SELECT type, a, b FROM gone WHERE NOT forget AND NOT hold ORDER BY type, a, b")
+    relation_removes = table(
+        "SELECT type, a, b, CASE WHEN forget THEN 'forget' ELSE 'remove' END AS op "
+        "FROM gone WHERE NOT hold ORDER BY forget, type, a, b"
     )
-    mask = (keyed["type"] == "external_user_in_school") & keyed["_held"].fillna(False).astype(bool)
-    return (
-        pd.Series(mask.to_numpy(), index=keyed["index"])
-        .groupby(level=0)
-        .any()
-        .reindex(gone.index, fill_value=False)
+    con.execute(_DROPPED)
+    principal_deletes = table(
+        "SELECT kind, key, 'delete' AS op FROM dropped "
+        "UNION ALL SELECT kind, key, 'forget' FROM forgotten_rows ORDER BY op, key"
+    )
+    held_relations, forgotten_relations = row(
+        "SELECT count(*) FILTER (WHERE hold), count(*) FILTER (WHERE forget) FROM gone"
+    )
+    counts = {
+        "principals_sent": sent,
+        "principals_new": new,
+        "principals_changed": sent - new,
+        "principals_dropped": count("SELECT count(*) FROM dropped"),
+        "relations_added": added,
+        "relations_removed": removes.num_rows,
+        "held_keys": held_keys,
+        "relations_held": held_relations,
+        "forgotten_keys": count("SELECT count(*) FROM forgotten_rows"),
+        "relations_forgotten": forgotten_relations,
+        "delivered_relations_before": delivered_relations,
+    }
+    return TableDelta(
+        principals=to_send,
+        adds=adds,
+        removes=removes,
+        principal_deletes=principal_deletes,
+        relation_removes=relation_removes,
+        tonight_principals=tonight_principals,
+        tonight_relations=tonight_relations,
+        counts=counts,
     )
 
 
-_ONLY_IN = """
-    SELECT x.type, x.a, x.b FROM {left} x
-    ANTI JOIN {right} y ON x.type = y.type AND x.a = y.a AND x.b = y.b
-    ORDER BY x.type, x.a, x.b
+def _relation_diff(inputs: _Inputs, forgotten: pa.Table) -> pa.Table:
+    """Relations only tonight (``added``) or only delivered, in a connection of its own.
+
+    Run beside the principals' joins: the mapped files hold a row group or three, so a
+    scan of one keeps a single core busy, and the two joins together use both.
+    """
+    con = inputs.connect()
+    try:
+        con.register("forgotten", forgotten)
+        con.execute(_REL)
+        return con.sql(_DIFF).to_arrow_table()
+    finally:
+        con.close()
+
+
+# Keys and ids are never NULL (the staging columns are NOT NULL, the mapping always sets
+# them), so IN / NOT IN below need no NULL care.
+
+#: one full outer join of tonight's and the delivered principals, keeping every row that
+#: matters: sent (new or changed), gone from tonight, forgotten or quarantined
+_PRINCIPAL_DIFF = """
+    CREATE TEMP TABLE principal_diff AS
+    SELECT * FROM (
+        SELECT t.n, t.key, d.kind AS old_kind, d.key AS old_key, d.key IS NULL AS new,
+               t.key IS NOT NULL AND (d.key IS NULL OR t.hash IS DISTINCT FROM d.hash)
+                   AS changed,
+               coalesce(d.key IN (SELECT key FROM forgotten_rows), false) AS forget,
+               coalesce(d.source_id IN (SELECT key FROM held_ids), false) AS quarantined
+        FROM tp t FULL OUTER JOIN dp d ON t.key = d.key
+    )
+    WHERE changed OR n IS NULL OR forget OR quarantined
+"""
+
+_FORGOTTEN = """
+    -- delivered rows of persons protected tonight: forgotten
+    CREATE TEMP TABLE forgotten_rows AS
+        SELECT kind, key FROM dp
+        WHERE source_id IN (SELECT key FROM protected_ids)
+           OR key IN (SELECT key FROM protected_keys);
+    CREATE TEMP TABLE forgotten AS
+        SELECT key FROM forgotten_rows UNION SELECT key FROM protected_keys;
+"""
+
+_KEY_SETS = """
+    -- delivered keys of records quarantined tonight: held
+    CREATE TEMP TABLE held AS
+        SELECT old_key AS key FROM principal_diff WHERE quarantined AND NOT forget;
+    CREATE TEMP TABLE send AS
+        SELECT n, new FROM principal_diff
+        WHERE changed AND key NOT IN (SELECT key FROM forgotten);
+"""
+
+#: tonight's relations without those naming a forgotten person
+_REL = """
+    CREATE TEMP VIEW rel AS
+        SELECT type, a, b, n FROM tr
+        WHERE a NOT IN (SELECT key FROM forgotten) AND b NOT IN (SELECT key FROM forgotten)
+"""
+
+_ROWS_TO_SEND = """
+    SELECT kind, key, source_id, hash, row FROM tp
+    WHERE n IN (SELECT n FROM send) ORDER BY n
 """
 
 
-def relation_diff(
-    tonight: pd.DataFrame, delivered: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Relations only tonight (adds) and only delivered (gone), each sorted by type, a, b.
+#: a full outer join of tonight and the delivered relations, keeping what is on one side
+_DIFF = """
+        SELECT coalesce(t.type, d.type) AS type, coalesce(t.a, d.a) AS a,
+               coalesce(t.b, d.b) AS b, t.n, d.type IS NULL AS added
+        FROM rel t
+        FULL OUTER JOIN dr d ON t.type = d.type AND t.a = d.a AND t.b = d.b
+        WHERE t.type IS NULL OR d.type IS NULL
+"""
 
-    A full outer join in DuckDB: on a first night both sides hold millions of rows, which
-    pandas' multi-column merge takes many times longer to join. Strings are compared and
-    ordered by their bytes, the same order Python and pandas give.
+_GONE = """
+    CREATE TEMP TABLE gone_only AS
+        SELECT type, a, b,
+               a IN (SELECT key FROM forgotten) OR b IN (SELECT key FROM forgotten) AS forget
+        FROM relation_diff WHERE NOT added
+"""
+
+_EMPTY_GONE = """
+    CREATE TEMP TABLE gone_only (type VARCHAR, a VARCHAR, b VARCHAR, forget BOOLEAN)
+"""
+
+# A held record keeps every delivered relation naming it; and guardian presence derived
+# from a held child is held too: ``external_user_in_school`` names the guardian and the
+# school, not the child it comes from, so when that child is quarantined tonight the
+# presence must not be removed either.
+_HOLD = """
+    CREATE TEMP TABLE presence AS
+        SELECT DISTINCT g.a AS guardian, s.b AS school
+        FROM dr g JOIN dr s ON g.b = s.a
+        WHERE g.type = 'guardian_for' AND s.type = 'student_in_school'
+          AND g.b IN (SELECT key FROM held);
+    CREATE TEMP TABLE gone AS
+        SELECT type, a, b, forget,
+               NOT forget AND (
+                   a IN (SELECT key FROM held) OR b IN (SELECT key FROM held)
+                   OR (type = 'external_user_in_school' AND EXISTS (
+                       SELECT 1 FROM presence p WHERE p.guardian = a AND p.school = b))
+               ) AS hold
+        FROM gone_only
+"""
+
+_NO_HOLD = "CREATE TEMP TABLE gone AS SELECT type, a, b, forget, false AS hold FROM gone_only"
+
+# A delivered row is dropped when nothing tonight has its key; it stays while it is held,
+# or while a held relation still names it, even when nothing tonight does (a guardian
+# whose only child is quarantined).
+_DROPPED = """
+    CREATE TEMP TABLE dropped AS
+        SELECT old_kind AS kind, old_key AS key FROM principal_diff
+        WHERE n IS NULL AND NOT forget
+          AND old_key NOT IN (SELECT key FROM held)
+          AND old_key NOT IN (SELECT a FROM gone WHERE hold UNION SELECT b FROM gone WHERE hold)
+"""
+
+
+def view(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    source: Source,
+    columns: list[str],
+    *,
+    numbered: bool = False,
+) -> None:
+    """``name`` as a view of ``columns`` as text (plus row number ``n`` when ``numbered``).
+
+    The cast costs nothing for text and gives an empty column written without a type
+    (pandas' empty object column) the type the joins need.
     """
-    con = duckdb.connect()
-    try:
-        con.register("tonight", _arrow(tonight))
-        con.register("delivered", _arrow(delivered))
-        adds = con.sql(_ONLY_IN.format(left="tonight", right="delivered")).to_arrow_table()
-        gone = con.sql(_ONLY_IN.format(left="delivered", right="tonight")).to_arrow_table()
-    finally:
-        con.close()
-    return _frame(adds), _frame(gone)
+    names = ", ".join(f'CAST("{c}" AS VARCHAR) AS "{c}"' for c in columns)
+    if isinstance(source, pa.Table):
+        if numbered:
+            source = source.append_column("n", pa.array(np.arange(source.num_rows)))
+        con.register(f"{name}_arrow", source)
+        extra = ", n" if numbered else ""
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {names}{extra} FROM {name}_arrow")  # noqa: S608
+        return
+    # names and columns are this module's own; the path is quoted as an SQL literal
+    path = str(source).replace("'", "''")
+    if numbered:
+        con.execute(
+            f"CREATE TEMP VIEW {name} AS SELECT {names}, file_row_number AS n "  # noqa: S608
+            f"FROM read_parquet('{path}', file_row_number = true)"
+        )
+    else:
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT {names} FROM read_parquet('{path}')")  # noqa: S608
 
 
-def _arrow(frame: pd.DataFrame) -> pa.Table:
-    return pa.table(
-        {c: pa.array(frame[c].astype("str").array, pa.string()) for c in RELATION_COLUMNS}
-    )
+def _key_table(values: Iterable[str]) -> pa.Table:
+    keys = sorted({v for v in values if isinstance(v, str) and v})
+    return pa.table({"key": pa.array(keys, pa.string())})
 
 
-def _frame(table: pa.Table) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(table[c], dtype="str") for c in RELATION_COLUMNS})
+# -- the same delta for pandas frames -------------------------------------------------
+
+
+def arrow_table(frame: pd.DataFrame, columns: list[str]) -> pa.Table:
+    """``columns`` of ``frame`` as an Arrow table of strings (empty frames included)."""
+    return pa.table({c: pa.array(frame[c], pa.string()) for c in columns})
+
+
+def pandas_frame(table: pa.Table) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(table[c], dtype="str") for c in table.column_names})
 
 
 def compute(
@@ -140,68 +402,37 @@ def compute(
     protected_keys: set[str],
 ) -> Delta:
     """Compare tonight (``principals``, ``relations``) with the delivered state."""
-    dp = delivered_principals
-    forgotten_mask = _isin(dp["source_id"], protected_source_ids) | _isin(dp["key"], protected_keys)
-    forgotten = set(dp.loc[forgotten_mask, "key"]) | (protected_keys - {""})
-    held = set(dp.loc[_isin(dp["source_id"], held_source_ids) & ~forgotten_mask, "key"])
-
-    # principals ------------------------------------------------------------------------
-    tonight = principals[~_isin(principals["key"], forgotten)]
-    merged = tonight.merge(dp[["key", "hash"]], on="key", how="left", suffixes=("", "_old"))
-    send_mask = merged["hash_old"].isna() | (merged["hash"] != merged["hash_old"])
-    to_send = merged.loc[send_mask, PRINCIPAL_COLUMNS].reset_index(drop=True)
-    # relations -------------------------------------------------------------------------
-    rel = relations[~_names_any(relations, forgotten)]
-    adds, gone = relation_diff(rel, delivered_relations)
-    forget_rel = _names_any(gone, forgotten)
-    hold_rel = (
-        _names_any(gone, held) | _held_presence(gone, delivered_relations, held)
-    ) & ~forget_rel
-    removes = gone.loc[~forget_rel & ~hold_rel].reset_index(drop=True)
-    relation_removes = pd.concat(
-        [removes.assign(op="remove"), gone.loc[forget_rel].assign(op="forget")],
-        ignore_index=True,
+    result = diff(
+        arrow_table(principals, PRINCIPAL_COLUMNS),
+        arrow_table(relations, RELATION_COLUMNS),
+        arrow_table(delivered_principals, DELIVERED_PRINCIPAL_COLUMNS),
+        arrow_table(delivered_relations, RELATION_COLUMNS),
+        held_source_ids=held_source_ids,
+        protected_source_ids=protected_source_ids,
+        protected_keys=protected_keys,
     )
-
-    # a delivered row stays while a held relation still names it, even when nothing
-    # tonight does (a guardian whose only child is quarantined)
-    still_named = set(gone.loc[hold_rel, "a"]) | set(gone.loc[hold_rel, "b"])
-    present = set(tonight["key"])
-    gone_mask = ~_isin(dp["key"], present | held | still_named) & ~forgotten_mask
-    deletes = pd.concat(
-        [
-            dp.loc[gone_mask, ["kind", "key"]].assign(op="delete"),
-            dp.loc[forgotten_mask, ["kind", "key"]].assign(op="forget"),
-        ],
-        ignore_index=True,
-    )
-
-    counts = {
-        "principals_sent": len(to_send),
-        "principals_new": int(merged["hash_old"].isna().sum()),
-        "principals_changed": int(send_mask.sum() - merged["hash_old"].isna().sum()),
-        "principals_dropped": int(gone_mask.sum()),
-        "relations_added": len(adds),
-        "relations_removed": len(removes),
-        "held_keys": len(held),
-        "relations_held": int(hold_rel.sum()),
-        "forgotten_keys": int(forgotten_mask.sum()),
-        "relations_forgotten": int(forget_rel.sum()),
-        "delivered_relations_before": len(delivered_relations),
-    }
+    to_send = _or_tonight(result.principals, principals, PRINCIPAL_COLUMNS)
+    adds = _or_tonight(result.adds, relations, RELATION_COLUMNS)
     changes = Changes(
         principal_upserts=to_send,
-        principal_deletes=deletes,
+        principal_deletes=pandas_frame(result.principal_deletes),
         relation_adds=adds,
-        relation_removes=relation_removes,
+        relation_removes=pandas_frame(result.relation_removes),
     )
-    return Delta(to_send, adds, removes, changes, counts)
+    return Delta(to_send, adds, pandas_frame(result.removes), changes, result.counts)
 
 
-def guard_mass_removal(delta: Delta, max_fraction: float, min_removes: int) -> None:
+def _or_tonight(table: pa.Table | None, tonight: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    if table is not None:
+        return pandas_frame(table)
+    return tonight[columns].reset_index(drop=True)
+
+
+def guard_mass_removal(delta: Delta | TableDelta, max_fraction: float, min_removes: int) -> None:
     """Refuse a delta that would remove more than ``max_fraction`` of delivered relations."""
-    removed = delta.counts["relations_removed"]
-    before = delta.counts["delivered_relations_before"]
+    counts: Mapping[str, int] = delta.counts
+    removed = counts["relations_removed"]
+    before = counts["delivered_relations_before"]
     if removed < max(min_removes, 1) or before == 0:
         return
     if removed / before > max_fraction:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from autosynk import delta as delta_engine
 from autosynk.config import DirectoryTarget, RunConfig, SftpTarget
@@ -33,6 +34,7 @@ from autosynk.records import read_typed_snapshot
 from autosynk.register import collector_paused
 from autosynk.sources import ENTITIES
 from autosynk.sources.snapshot import take_snapshot
+from autosynk.staging import snapshot
 from autosynk.staging.store import Changes, Staging
 from autosynk.unikum import writer
 from autosynk.workspace import RunWorkspace, write_private
@@ -245,53 +247,82 @@ def compute_delta(
         log.info("run %s: package already built; its delta stands", run_id)
         return dict(run["package"]["delta_counts"])
     ws = workspace_for(cfg, run_id)
-    principals = _read_frame(ws, "mapped", "principals.parquet")
-    relations = _read_frame(ws, "mapped", "relations.parquet")
     quarantine = _read_frame(ws, "mapped", "quarantine.parquet")
     protected = _read_frame(ws, "mapped", "protected.parquet")
     base_run = st.last_committed_run()
-    result = delta_engine.compute(
-        principals,
-        relations,
-        st.delivered_principals(),
-        st.delivered_relations(),
-        held_source_ids=set(quarantine.loc[quarantine["severity"] == "error", "source_id"]),
-        protected_source_ids=set(protected["source_id"]),
-        protected_keys=set(protected["key"]) - {""},
+    result = delta_engine.diff(
+        _mapped_source(ws, "principals.parquet"),
+        _mapped_source(ws, "relations.parquet"),
+        *snapshot.delivered_state(cfg.work_base, st, base_run, run_id),
+        held_source_ids=quarantine.loc[quarantine["severity"] == "error", "source_id"],
+        protected_source_ids=protected["source_id"],
+        protected_keys=protected["key"],
     )
     if not allow_mass_removal:
         delta_engine.guard_mass_removal(
             result, cfg.safety.max_remove_fraction, cfg.safety.min_removes_to_guard
         )
-    send_principals, send_adds = result.principals, result.adds
-    if total:  # a re-baseline: every object and relation, plus removes of what is gone
-        send_principals = principals[["kind", "key", "source_id", "hash", "row"]]
-        send_adds = relations
-    _write_frame(ws, send_principals, "delta", "principals.parquet")
-    _write_frame(ws, send_adds, "delta", "adds.parquet")
-    _write_frame(ws, result.removes, "delta", "removes.parquet")
-    changes = result.changes
-    _write_frame(
-        ws,
-        changes.principal_upserts.drop(columns=["row"]).assign(
-            row=changes.principal_upserts["row"]
-        ),
-        "delta",
-        "state-principal-upserts.parquet",
-    )
-    _write_frame(ws, changes.principal_deletes, "delta", "state-principal-deletes.parquet")
-    _write_frame(ws, changes.relation_adds, "delta", "state-relation-adds.parquet")
-    _write_frame(ws, changes.relation_removes, "delta", "state-relation-removes.parquet")
+    # Where every row of tonight's file is to be sent (a first night, a total), the file
+    # itself is the delta file: linked or copied, not decoded and encoded again.
+    sent = None if result.principals is None else _parquet(result.principals)
+    added = None if result.adds is None else _parquet(result.adds)
+    _delta_file(ws, None if total else sent, "principals.parquet", "principals")
+    _delta_file(ws, sent, "principals.parquet", "state-principal-upserts")
+    _delta_file(ws, None if total else added, "relations.parquet", "adds")
+    _delta_file(ws, added, "relations.parquet", "state-relation-adds")
+    ws.write_bytes(_parquet(result.removes), "delta", "removes.parquet")
+    ws.write_bytes(_parquet(result.principal_deletes), "delta", "state-principal-deletes.parquet")
+    ws.write_bytes(_parquet(result.relation_removes), "delta", "state-relation-removes.parquet")
     counts = dict(result.counts)
     counts.update(
         total=total,
-        to_send_principals=len(send_principals),
-        to_send_adds=len(send_adds),
-        to_send_removes=len(result.removes),
+        to_send_principals=result.tonight_principals if total else counts["principals_sent"],
+        to_send_adds=result.tonight_relations if total else counts["relations_added"],
+        to_send_removes=result.removes.num_rows,
     )
     ws.write_json({"counts": counts, "base_run": base_run}, "delta", "delta.json")
     st.update_run(run_id, status="delta", base_run=base_run)
     return counts
+
+
+def _mapped_source(ws: RunWorkspace, name: str) -> delta_engine.Source:
+    """A mapped frame where DuckDB can read it: the file on a local disk, else in memory."""
+    if not ws.exists("mapped", name):
+        raise StateError(
+            f"mapped/{name} is missing from the work directory of run {ws.run_id}: "
+            "run the earlier stages first"
+        )
+    if ws.is_local:
+        return ws.local_path("mapped", name)
+    return pq.read_table(io.BytesIO(ws.read_bytes("mapped", name)))
+
+
+def _delta_file(ws: RunWorkspace, data: bytes | None, mapped: str, name: str) -> None:
+    """``delta/<name>.parquet``: ``data``, or (None) the mapped file as it is."""
+    if data is None:
+        snapshot.copy_file(ws.path("mapped", mapped), ws, "delta", f"{name}.parquet")
+    else:
+        ws.write_bytes(data, "delta", f"{name}.parquet")
+
+
+def _parquet(table: pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def _advance_delivered_copy(
+    cfg: RunConfig, st: Staging, run: dict[str, Any], changes: Changes | None = None
+) -> None:
+    """After a commit, the Parquet copy of the delivered state follows the database."""
+    ws = workspace_for(cfg, run["run_id"])
+
+    def committed() -> Changes:
+        if changes is not None:
+            return changes
+        return Changes(*(_read_frame(ws, "package", "state", n) for n in _STATE_FILES))
+
+    snapshot.follow_commit(cfg.work_base, st, run, ws, committed)
 
 
 _STATE_FILES = (
@@ -447,11 +478,13 @@ def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     st.acquire(run_id, cfg.staging.lock_wait_seconds)
     run = _run_or_fail(st, run_id)
     if run["status"] == "committed":
+        _advance_delivered_copy(cfg, st, run)
         return {"committed": False, "already_committed": True}
     ws = workspace_for(cfg, run_id)
     frames = [_read_frame(ws, "package", "state", name) for name in _STATE_FILES]
     changes = Changes(*frames)
     applied = st.commit(run_id, changes)
+    _advance_delivered_copy(cfg, st, run, changes)
     return {
         "committed": applied,
         "principal_upserts": len(frames[0]),
