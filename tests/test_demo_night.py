@@ -26,7 +26,7 @@ def mapped(cfg, register: Path):
     result = map_register(
         read_snapshot(register), load_mapping(), cfg.organisation_id, today, cfg.encoding
     )
-    rows = {key: "\t".join(fields) for _k, key, _s, fields in result.principals}
+    rows = {key: row for _k, key, _s, row in result.principals}
     return rows, result.relations
 
 

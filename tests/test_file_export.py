@@ -376,7 +376,7 @@ def test_example_maps_to_the_expected_relations(example_out: tuple[Path, dict[st
     }
     assert mapped.quarantine == []
     assert mapped.counts["protected_persons"] == 1  # c2, never in a relation
-    users = {p[1]: p[3] for p in mapped.principals if p[0] == "user"}
+    users = {p[1]: p[3].split("\t") for p in mapped.principals if p[0] == "user"}
     assert users[C1][:2] == ["Åsa", "Öberg"]
 
 

@@ -20,7 +20,7 @@ def run(data=None, spec: MappingSpec | None = None, encoding="utf-8"):
 
 
 def rows_by_key(mapped):
-    return {key: fields for _kind, key, _source, fields in mapped.principals}
+    return {key: row.split("\t") for _kind, key, _source, row in mapped.principals}
 
 
 def test_relations_are_exactly_the_expected_ones():

@@ -84,7 +84,7 @@ def map_night(data: Register, today: str) -> Tonight:
     """What ``pipeline.transform`` writes to ``mapped/``, built from the same functions."""
     mapped = map_register(Snapshot(entities=data), MAPPING, reg.ORG, today, "utf-8")
     principals = pd.DataFrame(
-        [(kind, key, source, "\t".join(fields)) for kind, key, source, fields in mapped.principals],
+        mapped.principals,
         columns=["kind", "key", "source_id", "row"],
         dtype="str",
     )
@@ -190,7 +190,7 @@ def total_of(data: Register, today: str) -> tuple[dict[str, tuple[str, ...]], se
     with ``total``), so the mapping's own output is the reference, independent of the delta.
     """
     mapped = map_register(Snapshot(entities=data), MAPPING, reg.ORG, today, "utf-8")
-    objects = {key: tuple(fields) for _kind, key, _source, fields in mapped.principals}
+    objects = {key: tuple(row.split("\t")) for _kind, key, _source, row in mapped.principals}
     return objects, set(mapped.relations)
 
 

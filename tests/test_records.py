@@ -62,7 +62,7 @@ def test_references_and_values_read_as_the_mapping_always_read_them(
 def _mapped(snapshot: Snapshot, encoding: str = "utf-8"):
     m = map_register(snapshot, load_mapping(), tiny.ORG, TODAY, encoding)
     return (
-        sorted((k, key, s, tuple(r)) for k, key, s, r in m.principals),
+        sorted(m.principals),
         sorted(m.relations),
         sorted((q.entity, q.source_id, q.reason, q.severity) for q in m.quarantine),
         sorted(m.protected),

@@ -30,7 +30,7 @@ def total(encoding: str) -> tuple[bytes, bytes]:
         Snapshot(entities=tiny.register()), spec, tiny.ORG, "2026-11-28", encoding
     )
     principals = pd.DataFrame(
-        [(k, key, s, "\t".join(f)) for k, key, s, f in mapped.principals],
+        mapped.principals,
         columns=["kind", "key", "source_id", "row"],
     )
     adds = pd.DataFrame(sorted(mapped.relations), columns=["type", "a", "b"])

@@ -149,10 +149,11 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
 
     mapped.quarantine.extend(rejected_rows)
     principals = pd.DataFrame(
-        [(kind, key, source, "\t".join(fields)) for kind, key, source, fields in mapped.principals],
+        mapped.principals,
         columns=["kind", "key", "source_id", "row"],
         dtype="str",
     )
+    mapped.principals.clear()
     principals["hash"] = _row_hash(principals["row"]) if len(principals) else pd.Series(dtype="str")
     duplicated = principals["key"].duplicated(keep=False)
     if duplicated.any():  # the same external id for two objects: hold both, send neither
@@ -165,7 +166,8 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
         mapped.relations = {
             r for r in mapped.relations if r[1] not in dropped and r[2] not in dropped
         }
-    relations = relation_frame(mapped.relations)
+    relations = relation_table(mapped.relations)
+    mapped.relations.clear()
     quarantine = pd.DataFrame(
         [(q.entity, q.source_id, q.severity, q.reason) for q in mapped.quarantine],
         columns=["entity", "source_id", "severity", "reason"],
@@ -173,7 +175,10 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     )
     protected = pd.DataFrame(mapped.protected, columns=["source_id", "key"], dtype="str")
     _write_frame(ws, principals, "mapped", "principals.parquet")
-    _write_frame(ws, relations, "mapped", "relations.parquet")
+    if isinstance(relations, pa.Table):
+        ws.write_bytes(_parquet(relations), "mapped", "relations.parquet")
+    else:
+        _write_frame(ws, relations, "mapped", "relations.parquet")
     _write_frame(ws, quarantine, "mapped", "quarantine.parquet")
     _write_frame(ws, protected, "mapped", "protected.parquet")
     st.record_quarantine(run_id, quarantine.to_dict("records"))
@@ -208,26 +213,30 @@ def _export_problems(folder: Path) -> list[QuarantineEntry]:
     ]
 
 
-def relation_frame(relations: set[tuple[str, str, str]]) -> pd.DataFrame:
-    """Relations as a frame sorted by (type, a, b), as ``sorted()`` would order them.
+def relation_table(relations: set[tuple[str, str, str]]) -> pa.Table | pd.DataFrame:
+    """Relations sorted by (type, a, b), as ``sorted()`` would order them.
 
-    Sorted by Arrow, not by Python tuples: a first night has millions. UTF-8 byte order
-    is code point order, which is how Python compares strings.
+    Sorted by DuckDB, not by Python tuples: a first night has millions, and DuckDB sorts
+    them on both cores in a fraction of the time. Strings compare by their UTF-8 bytes,
+    which is code point order, how Python compares strings.
     """
-    rows = list(relations)
+    types, firsts, seconds = zip(*relations, strict=True) if relations else ((), (), ())
     try:
         table = pa.table(
-            {name: pa.array([r[i] for r in rows], pa.string()) for i, name in enumerate("tab")}
+            {
+                "type": pa.array(types, pa.string()),
+                "a": pa.array(firsts, pa.string()),
+                "b": pa.array(seconds, pa.string()),
+            }
         )
     except (pa.ArrowException, UnicodeEncodeError):  # e.g. a lone surrogate: Python sorts
-        return pd.DataFrame(sorted(rows), columns=["type", "a", "b"], dtype="str")
-    table = table.sort_by([("t", "ascending"), ("a", "ascending"), ("b", "ascending")])
-    return pd.DataFrame(
-        {
-            name: pd.Series(table[key], dtype="str")
-            for name, key in zip(("type", "a", "b"), "tab", strict=True)
-        }
-    )
+        return pd.DataFrame(sorted(relations), columns=["type", "a", "b"], dtype="str")
+    con = delta_engine.connection()
+    try:
+        con.register("relations", table)
+        return con.sql("SELECT type, a, b FROM relations ORDER BY type, a, b").to_arrow_table()
+    finally:
+        con.close()
 
 
 def _dup_entry(kind: str, source_id: str) -> QuarantineEntry:

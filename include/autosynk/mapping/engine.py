@@ -40,8 +40,9 @@ class QuarantineEntry:
 class Mapped:
     """What one night's register says Unikum should hold."""
 
-    #: (kind, key, source_id, fields) with fields the full row, row type last
-    principals: list[tuple[str, str, str, list[str]]] = field(default_factory=list)
+    #: (kind, key, source_id, row): the row's fields joined by tabs, row type last (one
+    #: string, not a list: a city's 700k rows as lists of 20 strings take ~1 GB)
+    principals: list[tuple[str, str, str, str]] = field(default_factory=list)
     #: (type, first party, second party)
     relations: set[tuple[str, str, str]] = field(default_factory=set)
     quarantine: list[QuarantineEntry] = field(default_factory=list)
@@ -236,7 +237,7 @@ def _map_schools(
         if row is None:
             continue
         schools[org_id] = (external_id, form)
-        ctx.out.principals.append((SCHOOL, external_id, org_id, row))
+        ctx.out.principals.append((SCHOOL, external_id, org_id, "\t".join(row)))
         ctx.out.relations.add(("school_in_org", external_id, ctx.organisation_id))
     ctx.out.counts["schools"] = len(schools)
     return schools
@@ -291,7 +292,7 @@ def _map_groups(
         if row is None:
             continue
         exported[group_id] = (external_id, unit)
-        ctx.out.principals.append((CLASS, external_id, group_id, row))
+        ctx.out.principals.append((CLASS, external_id, group_id, "\t".join(row)))
         ctx.out.relations.add(("class_in_school", external_id, school_ext))
     ctx.out.counts["classes"] = len(exported)
     return exported, members
@@ -522,7 +523,7 @@ def _resolve_persons(
         if row is None:  # quarantined by the row builder: its relations cannot go either
             _drop_person(ctx, key)
             continue
-        ctx.out.principals.append(("user", key, person_id, row))
+        ctx.out.principals.append(("user", key, person_id, "\t".join(row)))
         users += 1
     counts["users"] = users
 
