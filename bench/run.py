@@ -66,11 +66,19 @@ def child_night(config: str, run_id: str, out: str) -> int:
     def hooked(name: str, function: Any) -> Any:
         def timed(*args: Any, **kwargs: Any) -> Any:
             peak["now"] = process.memory_info().rss
-            begin = time.perf_counter()
+            begin, cpu = time.perf_counter(), time.process_time()
             result = function(*args, **kwargs)
             wall = time.perf_counter() - begin
             peak["now"] = max(peak["now"], process.memory_info().rss)
-            stages.append({"stage": name, "wall": wall, "rss": peak["now"], "result": result})
+            stages.append(
+                {
+                    "stage": name,
+                    "wall": wall,
+                    "cpu": time.process_time() - cpu,  # all threads (DuckDB uses both cores)
+                    "rss": peak["now"],
+                    "result": result,
+                }
+            )
             return result
 
         return timed
@@ -90,6 +98,22 @@ def child_night(config: str, run_id: str, out: str) -> int:
 
 
 # -- the parent --------------------------------------------------------------------------
+
+
+def machine_speed() -> float:
+    """Seconds for a fixed single-threaded Python workload (best of three).
+
+    Shared VMs vary in speed from hour to hour; this figure, printed with every run,
+    tells a slow run on a slow host from a slow change in the code.
+    """
+    best = float("inf")
+    for _ in range(3):
+        begin = time.process_time()
+        table: dict[int, str] = {}
+        for i in range(2_000_000):
+            table[i & 0xFFFF] = str(i)
+        best = min(best, time.process_time() - begin)
+    return best
 
 
 def write_config(root: Path, staging: str | None) -> Path:
@@ -281,6 +305,8 @@ def report(
         "register: "
         + ", ".join(f"{k} {v}" for k, v in counts.items())
         + f" (generated in {extra['generate_s']:.1f} s)",
+        f"machine speed: reference Python loop {extra['speed_s']:.2f} s "
+        "(lower is faster; see bench/README.md)",
     ]
     for night in nights:
         delta = next(s for s in night["stages"] if s["stage"] == "compute_delta")
@@ -288,13 +314,14 @@ def report(
         lines += [
             "",
             f"## {night['label']} ({night['run_id']})",
-            f"{'stage':<14}{'wall s':>9}{'rows':>11}{'rows/s':>12}{'peak MB':>10}",
+            f"{'stage':<14}{'wall s':>9}{'cpu s':>8}{'rows':>11}{'rows/s':>12}{'peak MB':>10}",
         ]
         for stage in night["stages"]:
             rows = stage_rows(stage["stage"], night, night["rows_written"])
             rate = rows / stage["wall"] if stage["wall"] > 0 else 0.0
             lines.append(
-                f"{stage['stage']:<14}{stage['wall']:>9.2f}{rows:>11}{rate:>12.0f}"
+                f"{stage['stage']:<14}{stage['wall']:>9.2f}{stage.get('cpu', 0.0):>8.2f}"
+                f"{rows:>11}{rate:>12.0f}"
                 f"{stage['rss'] / 2**20:>10.0f}"
             )
         stage_sum = sum(s["wall"] for s in night["stages"])
@@ -363,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import psutil
 
+    speed = machine_speed()
+    print(f"bench: machine speed {speed:.2f} s for the reference loop", flush=True)
     root = Path(args.work or tempfile.mkdtemp(prefix=f"autosynk-bench-{args.scale}-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     print(f"bench: work folder {root}", flush=True)
@@ -383,6 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     nights.append(measure_night("1%-change night", config, url, f"bench-change-{stamp}", root))
     extra = {
         "generate_s": generated,
+        "speed_s": speed,
         "mutate_s": mutated,
         "memory_gb": psutil.virtual_memory().total / 2**30,
     }

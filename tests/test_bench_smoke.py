@@ -41,7 +41,8 @@ def test_bench_runs_two_nights_and_prints_the_figures(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
     for stage in ("prepare", "extract", "transform", "compute_delta", "write", "commit"):
-        assert re.search(rf"^{stage}\s+\d+\.\d\d\s+\d+\s+\d+\s+\d+$", out, re.M), stage
+        assert re.search(rf"^{stage}\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\s+\d+\s+\d+$", out, re.M), stage
+    assert re.search(r"^machine speed: reference Python loop \d+\.\d\d s", out, re.M)
     assert "## first night" in out and "## 1%-change night" in out
     assert re.search(r"duckdb full-outer-join diff \d+\.\d\d s; delta stage", out)
     assert re.search(r"staging rows written \d+ .* of \d+ delivered rows", out)
