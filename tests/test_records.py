@@ -59,8 +59,8 @@ def test_references_and_values_read_as_the_mapping_always_read_them(
     assert text(person.civicNo) == number == text(civic)
 
 
-def _mapped(snapshot: Snapshot, encoding: str = "utf-8"):
-    m = map_register(snapshot, load_mapping(), tiny.ORG, TODAY, encoding)
+def _mapped(snapshot: Snapshot, encoding: str = "utf-8", *, consume: bool = False):
+    m = map_register(snapshot, load_mapping(), tiny.ORG, TODAY, encoding, consume=consume)
     return (
         sorted(m.principals),
         sorted(m.relations),
@@ -93,6 +93,17 @@ def test_typed_reader_maps_exactly_like_the_generic_reader(tmp_path, caplog, dir
     assert ("persons.json" in caplog.text) is dirty
     assert _mapped(typed, encoding) == _mapped(read_snapshot(folder), encoding)
     assert _mapped(typed, encoding) == _mapped(Snapshot(entities=data), encoding)
+
+
+@pytest.mark.parametrize("dirty", [False, True], ids=["standard", "dirty"])
+def test_a_consuming_mapping_maps_the_same_and_empties_what_it_read(tmp_path, dirty):
+    folder = tiny.write(tmp_path / "register", _dirty_register() if dirty else tiny.register())
+    kept, consumed = read_typed_snapshot(folder), read_typed_snapshot(folder)
+    assert _mapped(consumed, consume=True) == _mapped(kept)
+    persons = consumed.entities["persons"]
+    assert all(p.enrolments is None and p.responsibles is None for p in persons)
+    assert any(p.addresses is None and p.emails is None for p in persons)
+    assert any(p.enrolments for p in kept.entities["persons"])  # the default leaves them
 
 
 def test_a_dirty_register_still_maps_what_it_can(tmp_path):

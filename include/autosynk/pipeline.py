@@ -143,7 +143,7 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
             "export as a night in which everyone left"
         )
     today = local_now(cfg).date().isoformat()
-    mapped = map_register(snapshot, mapping, cfg.organisation_id, today, cfg.encoding)
+    mapped = map_register(snapshot, mapping, cfg.organisation_id, today, cfg.encoding, consume=True)
     sizes = {f"snapshot_{name}": len(snapshot.entities[name]) for name in ENTITIES}
     del snapshot  # the register's records: the largest thing in memory, no longer needed
 

@@ -90,15 +90,32 @@ def _index(ctx: _Context, entity: str, records: list[Any]) -> dict[str, Any]:
 
 
 def map_register(
-    snapshot: Snapshot, spec: MappingSpec, organisation_id: str, today: str, encoding: str
+    snapshot: Snapshot,
+    spec: MappingSpec,
+    organisation_id: str,
+    today: str,
+    encoding: str,
+    *,
+    consume: bool = False,
 ) -> Mapped:
-    """Map one snapshot. ``today`` is the evaluation date (``YYYY-MM-DD``, Europe/Stockholm)."""
+    """Map one snapshot. ``today`` is the evaluation date (``YYYY-MM-DD``, Europe/Stockholm).
+
+    ``consume``: the caller drops the snapshot afterwards, so parts of its person records
+    are emptied as soon as the mapping has read them (enrolments and guardians once the
+    relations are known, contact details once the row is built). At city scale that hands
+    hundreds of MB back for the relations and rows to reuse, which lowers the peak.
+    """
     with collector_paused():
-        return _map_register(snapshot, spec, organisation_id, today, encoding)
+        return _map_register(snapshot, spec, organisation_id, today, encoding, consume)
 
 
 def _map_register(
-    snapshot: Snapshot, spec: MappingSpec, organisation_id: str, today: str, encoding: str
+    snapshot: Snapshot,
+    spec: MappingSpec,
+    organisation_id: str,
+    today: str,
+    encoding: str,
+    consume: bool,
 ) -> Mapped:
     ctx = _Context(spec, organisation_id, today)
     rows = RowBuilder(spec, encoding, ctx.quarantine)
@@ -165,6 +182,9 @@ def _map_register(
             if guardian_id is None:
                 continue
             guardians_of[child_id].append(guardian_id)
+    if consume:  # read for the last time above
+        for person in persons.values():
+            person.enrolments = person.responsibles = None
 
     _resolve_persons(
         ctx,
@@ -177,6 +197,7 @@ def _map_register(
         guardians_of,
         student_schools,
         snapshot.directory,
+        consume,
     )
     return ctx.out
 
@@ -386,6 +407,7 @@ def _resolve_persons(
     guardians_of: dict[str, list[str]],
     student_schools: dict[str, set[str]],
     directory: list[dict[str, Any]] | None,
+    consume: bool,
 ) -> None:
     """Turn person ids into identity numbers; drop whoever may not or cannot be sent."""
     spec = ctx.spec
@@ -467,14 +489,18 @@ def _resolve_persons(
     # every party of a relation (kept as relations are added: cheaper than a pass after)
     in_relation = {a for _t, a, _b in relations}
     in_relation.update(b for _t, _a, b in relations)
-    for rel_type, person_id, object_ext in person_rel:
+    # popped, not iterated: each relation by register id is freed as its resolved twin is
+    # made, so the two sets (millions of tuples at city scale) never both exist in full
+    while person_rel:
+        rel_type, person_id, object_ext = person_rel.pop()
         key = key_of.get(person_id)
         if key is None:
             dropped[rel_type] += 1
         else:
             relations.add((rel_type, key, object_ext))
             in_relation.add(key)
-    for rel_type, first_id, second_id in person_pair:
+    while person_pair:
+        rel_type, first_id, second_id = person_pair.pop()
         first, second = key_of.get(first_id), key_of.get(second_id)
         if first is None or second is None:
             dropped[rel_type] += 1
@@ -499,9 +525,6 @@ def _resolve_persons(
                 relations.add(("external_user_in_school", guardian, school_ext))
     for rel_type, count in dropped.items():
         counts[f"relations_skipped_{rel_type}"] += count
-    # the relations by register id are resolved now: free them before the rows are built
-    person_rel.clear()
-    person_pair.clear()
 
     # user rows for every person who is in at least one relation
     directory_by_match = _directory_index(directory, spec)
@@ -518,8 +541,11 @@ def _resolve_persons(
         )
         if role == GUARDIAN and person_id not in guardian_role:
             continue
-        entry = _directory_entry(directory_by_match, spec, persons[person_id], person_id, key)
-        row = rows.user(person_id, persons[person_id], key, role, grade.get(person_id), entry)
+        person = persons[person_id]
+        entry = _directory_entry(directory_by_match, spec, person, person_id, key)
+        row = rows.user(person_id, person, key, role, grade.get(person_id), entry)
+        if consume:  # the row holds what the mapping needed of these
+            person.addresses = person.emails = person.phoneNumbers = None
         if row is None:  # quarantined by the row builder: its relations cannot go either
             _drop_person(ctx, key)
             continue
