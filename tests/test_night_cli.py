@@ -240,8 +240,13 @@ def test_retried_write_and_deliver_send_the_same_bytes_once(night, capsys):
     assert stage(night, "commit", run_id) == 0
     history = night.staging()
     with history.engine.connect() as conn:
-        adds = conn.execute(sa.text("select count(*) from change where op = 'add'")).scalar()
+        adds = conn.execute(
+            sa.text("select count(*) from delivered_relation where run_id = :r"), {"r": run_id}
+        ).scalar()
+        logged = conn.execute(sa.text("select count(*) from change")).scalar()
     assert adds == len(tiny.EXPECTED_RELATIONS)  # applied once
+    assert logged == 0  # a first night's adds are recorded by the delivered rows themselves
+    assert [h["op"] for h in history.history(tiny.C1) if h["b"] == "7a"] == ["add"]
 
 
 def test_overlapping_run_fails_clearly_and_unlock_frees_it(night, capsys):

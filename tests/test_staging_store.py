@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pandas as pd
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
 from autosynk.errors import LockError, StateError
-from autosynk.staging.store import Changes, Staging
+from autosynk.staging import schema
+from autosynk.staging.store import Changes, Staging, _alembic_config
 
 
 def changes(adds=(), removes=(), upserts=(), deletes=()) -> Changes:
@@ -37,8 +44,8 @@ def test_upgrade_is_idempotent_and_required(staging_url):
     store = Staging(staging_url)
     with pytest.raises(StateError, match="autosynk db upgrade"):
         store.require_current()
-    assert store.upgrade() == "0001"
-    assert store.upgrade() == "0001"
+    assert store.upgrade() == "0002"
+    assert store.upgrade() == "0002"
     store.require_current()
 
 
@@ -96,3 +103,272 @@ def test_embedded_staging_file_is_private(tmp_path):
     store = Staging(f"sqlite:///{tmp_path}/state/staging.db")
     store.upgrade()
     assert (tmp_path / "state" / "staging.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_schema_module_matches_the_migrated_database(staging):
+    with staging.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, schema.metadata) == []
+
+
+# -- history rows in proportion to the change ------------------------------------------
+
+
+def pupil(n: int, version: str = "h1") -> tuple[str, str, str, str, str]:
+    return ("pupil", f"p{n}", f"p{n}", version, f"row {version}")
+
+
+def in_class(n: int, group: str = "7a") -> tuple[str, str, str]:
+    return ("student_in_class", f"p{n}", group)
+
+
+def rows(staging: Staging, table: sa.Table, *columns: str) -> set[tuple[str, ...]]:
+    with staging.engine.connect() as conn:
+        return {tuple(r) for r in conn.execute(sa.select(*(table.c[c] for c in columns)))}
+
+
+def history_rows(staging: Staging) -> list[tuple[str | None, ...]]:
+    c = schema.change
+    with staging.engine.connect() as conn:
+        query = sa.select(c.c.run_id, c.c.op, c.c.a, c.c.b, c.c.since_run).order_by(c.c.id)
+        return [tuple(r) for r in conn.execute(query)]
+
+
+@pytest.mark.parametrize(
+    ("new", "changed", "deleted", "forgotten", "added", "removed"),
+    [
+        (0, 0, 0, 0, 0, 0),  # a quiet night writes no history
+        (7, 0, 0, 0, 9, 0),  # only adds: the delivered rows record them
+        (0, 5, 0, 0, 0, 0),
+        (0, 0, 4, 0, 0, 0),
+        (0, 0, 0, 0, 0, 6),
+        (3, 5, 4, 2, 9, 6),
+    ],
+)
+def test_a_night_writes_history_only_for_changes_deletes_and_removes(
+    staging, new, changed, deleted, forgotten, added, removed
+):
+    size = 40
+    deliver(staging, "n1", base=None)
+    staging.commit(
+        "n1",
+        changes(upserts=[pupil(i) for i in range(size)], adds=[in_class(i) for i in range(size)]),
+    )
+    assert history_rows(staging) == []  # a first night is all adds: no history rows
+
+    # pupils 0.. change, the next ones are deleted, then forgotten (with their relation);
+    # relations of the last pupils are removed; new pupils join with new relations
+    changed_ids = range(changed)
+    deleted_ids = range(changed, changed + deleted)
+    forgotten_ids = range(changed + deleted, changed + deleted + forgotten)
+    removed_ids = range(size - removed, size)
+    deliver(staging, "n2", base="n1")
+    staging.commit(
+        "n2",
+        changes(
+            upserts=[pupil(i, "h2") for i in changed_ids] + [pupil(size + i) for i in range(new)],
+            deletes=[("pupil", f"p{i}", "delete") for i in deleted_ids]
+            + [("pupil", f"p{i}", "forget") for i in forgotten_ids],
+            adds=[in_class(i, "7b") for i in range(added)],
+            removes=[(*in_class(i), "remove") for i in removed_ids]
+            + [(*in_class(i), "forget") for i in forgotten_ids],
+        ),
+    )
+
+    written = history_rows(staging)
+    assert len(written) == changed + deleted + 2 * forgotten + removed
+    assert sorted(written) == sorted(
+        [("n2", "change", f"p{i}", "", "n1") for i in changed_ids]
+        + [("n2", "delete", f"p{i}", "", "n1") for i in deleted_ids]
+        + [("n2", "forget", f"p{i}", "", "n1") for i in forgotten_ids]
+        + [("n2", "remove", f"p{i}", "7a", "n1") for i in removed_ids]
+        + [("n2", "forget", f"p{i}", "7a", "n1") for i in forgotten_ids]
+    )
+    gone = {*deleted_ids, *forgotten_ids}
+    principal = schema.delivered_principal
+    assert rows(staging, principal, "key", "added_run", "run_id", "hash") == (
+        {(f"p{i}", "n1", "n2", "h2") for i in changed_ids}
+        | {(f"p{size + i}", "n2", "n2", "h1") for i in range(new)}
+        | {(f"p{i}", "n1", "n1", "h1") for i in range(size) if i not in {*gone, *changed_ids}}
+    )
+    assert rows(staging, schema.delivered_relation, "a", "b", "run_id") == (
+        {(f"p{i}", "7a", "n1") for i in range(size) if i not in {*removed_ids, *forgotten_ids}}
+        | {(f"p{i}", "7b", "n2") for i in range(added)}
+    )
+
+
+# each night: (run_id, changes); then the key and the history it must read
+P, REL = ("pupil", "p1", "p1"), ("student_in_class", "p1", "7a")
+HISTORIES = {
+    "relation added, removed, re-added": (
+        [
+            ("A", changes(adds=[REL])),
+            ("B", changes(removes=[(*REL, "remove")])),
+            ("C", changes(adds=[REL])),
+        ],
+        [("A", "add"), ("B", "remove"), ("C", "add")],
+    ),
+    "relation re-added, then forgotten": (
+        [
+            ("A", changes(adds=[REL])),
+            ("B", changes(removes=[(*REL, "remove")])),
+            ("C", changes(adds=[REL])),
+            ("D", changes(removes=[(*REL, "forget")])),
+        ],
+        [("A", "add"), ("B", "remove"), ("C", "add"), ("D", "forget")],
+    ),
+    "principal added, changed, deleted": (
+        [
+            ("A", changes(upserts=[(*P, "h1", "r1")])),
+            ("B", changes(upserts=[(*P, "h2", "r2")])),
+            ("C", changes(upserts=[("pupil", "p2", "p2", "h1", "r1")])),  # another key
+            ("D", changes(deletes=[("pupil", "p1", "delete")])),
+        ],
+        [("A", "upsert"), ("B", "change"), ("D", "delete")],
+    ),
+    "principal changed twice, still delivered": (
+        [
+            ("A", changes(upserts=[(*P, "h1", "r1")])),
+            ("B", changes(upserts=[(*P, "h2", "r2")])),
+            ("C", changes(upserts=[(*P, "h3", "r3")])),
+        ],
+        [("A", "upsert"), ("B", "change"), ("C", "change")],
+    ),
+    "principal deleted, added again, changed": (
+        [
+            ("A", changes(upserts=[(*P, "h1", "r1")])),
+            ("B", changes(deletes=[("pupil", "p1", "delete")])),
+            ("C", changes(upserts=[(*P, "h1", "r1")])),
+            ("D", changes(upserts=[(*P, "h2", "r2")])),
+        ],
+        [("A", "upsert"), ("B", "delete"), ("C", "upsert"), ("D", "change")],
+    ),
+    "principal and relation in the same nights, in commit order": (
+        [
+            ("A", changes(upserts=[(*P, "h1", "r1")], adds=[REL])),
+            (
+                "B",
+                changes(deletes=[("pupil", "p1", "forget")], removes=[(*REL, "forget")]),
+            ),
+        ],
+        [("A", "upsert"), ("A", "add"), ("B", "forget"), ("B", "forget")],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", HISTORIES)
+def test_history_reads_the_adds_from_the_delivered_state(staging, case):
+    nights, expected = HISTORIES[case]
+    base = None
+    for run_id, night in nights:
+        deliver(staging, run_id, base)
+        assert staging.commit(run_id, night)
+        base = run_id
+    history = staging.history("p1")
+    assert [(h["run_id"], h["op"]) for h in history] == expected
+    assert [h["committed_at"] for h in history] == sorted(h["committed_at"] for h in history)
+    assert staging.history("7a") == [h for h in history if h["b"] == "7a"]
+
+
+def at_revision_0001(url: str) -> Staging:
+    store = Staging(url)
+    cfg = _alembic_config()
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    return store
+
+
+def test_a_0001_database_upgrades_with_its_history_readable(staging_url):
+    store = at_revision_0001(staging_url)
+    # what revision 0001's commits wrote for: A adds p1 in 7a and 7b, B changes p1 and
+    # removes it from 7b (a change was an upsert, every add a history row)
+    old_history = [
+        ("A", "principal", "upsert", "pupil", "p1", ""),
+        ("A", "relation", "add", "student_in_class", "p1", "7a"),
+        ("A", "relation", "add", "student_in_class", "p1", "7b"),
+        ("B", "principal", "upsert", "pupil", "p1", ""),
+        ("B", "relation", "remove", "student_in_class", "p1", "7b"),
+    ]
+    with store.engine.begin() as conn:
+        for day, run_id in enumerate(("A", "B"), start=1):
+            at = dt.datetime(2024, 1, day, tzinfo=dt.UTC)
+            conn.execute(
+                schema.run.insert().values(
+                    run_id=run_id,
+                    kind="nightly",
+                    status="committed",
+                    started_at=at,
+                    committed_at=at,
+                )
+            )
+        conn.execute(
+            sa.text(
+                "INSERT INTO delivered_principal (key, kind, source_id, hash, row, run_id) "
+                "VALUES ('p1', 'pupil', 'p1', 'h2', 'r2', 'B')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO delivered_relation (rel_type, a, b, run_id) "
+                "VALUES ('student_in_class', 'p1', '7a', 'A')"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO change (run_id, scope, op, kind, a, b) VALUES (:r, :s, :o, :k, :a, :b)"
+            ),
+            [dict(zip("rsokab", row, strict=True)) for row in old_history],
+        )
+
+    assert store.upgrade() == "0002"
+    assert rows(store, schema.delivered_principal, "key", "added_run", "run_id") == {
+        ("p1", "B", "B")
+    }
+    fields = ("run_id", "scope", "op", "kind", "a", "b")
+    assert [tuple(h[f] for f in fields) for h in store.history("p1")] == old_history
+
+    # a night after the upgrade: its history joins the old rows without repeating them
+    deliver(store, "C", base="B")
+    store.commit(
+        "C",
+        changes(
+            upserts=[("pupil", "p1", "p1", "h3", "r3")],
+            removes=[("student_in_class", "p1", "7a", "remove")],
+            adds=[("student_in_class", "p1", "7c")],
+        ),
+    )
+    assert [(h["run_id"], h["op"], h["b"]) for h in store.history("p1")] == [
+        ("A", "upsert", ""),
+        ("A", "add", "7a"),
+        ("A", "add", "7b"),
+        ("B", "upsert", ""),
+        ("B", "remove", "7b"),
+        ("C", "change", ""),
+        ("C", "remove", "7a"),
+        ("C", "add", "7c"),
+    ]
+    assert rows(store, schema.delivered_principal, "key", "added_run", "run_id") == {
+        ("p1", "B", "C")
+    }
+
+    # and back: revision 0001's history rows are written for what only 0002 derived
+    with store.engine.begin() as conn:
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+        restored = conn.execute(
+            sa.text("SELECT run_id, op, b FROM change WHERE a = 'p1' ORDER BY id")
+        ).all()
+    assert [tuple(r) for r in restored] == [
+        ("A", "upsert", ""),
+        ("A", "add", "7a"),
+        ("A", "add", "7b"),
+        ("B", "upsert", ""),
+        ("B", "remove", "7b"),
+        ("C", "upsert", ""),
+        ("C", "remove", "7a"),
+        ("C", "add", "7c"),
+    ]
+    assert store.upgrade() == "0002"
+    store.dispose()

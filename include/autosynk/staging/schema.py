@@ -29,11 +29,15 @@ delivered_principal = Table(
     Column("source_id", String(200), nullable=False),
     Column("hash", String(32), nullable=False),
     Column("row", Text, nullable=False),
-    Column("run_id", String(250), nullable=False),
+    Column("run_id", String(250), nullable=False),  # the run that delivered this version
+    # the run that first delivered the key (kept through changes): it records the key's
+    # add, so a new key needs no history row (revision 0002)
+    Column("added_run", String(250), nullable=False),
     Index("ix_delivered_principal_source", "source_id"),
 )
 
-#: the relations Unikum holds from us (only these may ever be removed by the sync)
+#: the relations Unikum holds from us (only these may ever be removed by the sync);
+#: run_id is the run that added the relation, which therefore needs no history row
 delivered_relation = Table(
     "delivered_relation",
     metadata,
@@ -43,17 +47,23 @@ delivered_relation = Table(
     Column("run_id", String(250), nullable=False),
 )
 
-#: history: every change a committed run told Unikum (or forgot), in order
+#: history: what a committed run told Unikum (or forgot) that the delivered state cannot
+#: show once it moves on: a delivered principal's changes, deletes, removes, forgets. Adds
+#: (new keys, new relations) are the delivered rows' runs; rows from before revision 0002
+#: also hold adds (op upsert | add, since_run NULL). See autosynk.staging.history.
 change = Table(
     "change",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(250), nullable=False),
     Column("scope", String(10), nullable=False),  # principal | relation
-    Column("op", String(10), nullable=False),  # upsert | delete | forget | add | remove
+    # change | delete | forget | remove (before 0002 also upsert | add)
+    Column("op", String(10), nullable=False),
     Column("kind", String(40), nullable=False),  # row kind or relation type
     Column("a", String(200), nullable=False),  # key, or first party
     Column("b", String(200), nullable=False, default=""),  # second party
+    # the run that had added what this row changed or removed (NULL before revision 0002)
+    Column("since_run", String(250), nullable=True),
     Index("ix_change_a", "a"),
     Index("ix_change_run", "run_id"),
 )

@@ -28,6 +28,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
 from autosynk.errors import LockError, StateError
+from autosynk.staging import history as key_history
 from autosynk.staging import schema
 
 LOCK_NAME = "staging"
@@ -295,38 +296,63 @@ class Staging:
         return True
 
     def _apply(self, conn: Connection, run_id: str, changes: Changes) -> None:
-        """Apply the changes and their history rows (bulk: a first night is millions)."""
+        """Apply the changes and their history rows (bulk: a first night is millions).
+
+        History rows are written only for what the delivered state cannot show once it has
+        moved on: a changed principal (op ``change``), a principal deleted or forgotten, a
+        relation removed or forgotten, each with ``since_run``, the run that had added it.
+        A new principal key (``added_run``) and an added relation (``run_id``) are recorded
+        by the delivered row itself, so a night writes history in proportion to its changes
+        and removals, and a first night (all adds) writes none.
+        """
         principal = schema.delivered_principal
         relation = schema.delivered_relation
-        history: list[Iterable[tuple[str, ...]]] = []  # in the order the changes happen
+        history: list[Iterable[tuple[str | None, ...]]] = []  # in the order changes happen
 
         deletes = changes.principal_deletes
-        for chunk in _chunks(deletes["key"].tolist()):
-            conn.execute(principal.delete().where(principal.c.key.in_(chunk)))
-        history.append(_history(run_id, "principal", deletes, "op", "kind", "key", None))
+        if len(deletes):
+            keys = deletes["key"].tolist()
+            added = _added_runs(conn, keys)
+            for chunk in _chunks(keys):
+                conn.execute(principal.delete().where(principal.c.key.in_(chunk)))
+            since = [added.get(k) for k in keys]
+            history.append(_history(run_id, "principal", deletes, "op", "kind", "key", None, since))
 
         upserts = changes.principal_upserts
         if len(upserts):
-            # nothing to replace on an empty state (a first night): skip the deletes
-            if conn.execute(sa.select(principal.c.key).limit(1)).first() is not None:
-                for chunk in _chunks(upserts["key"].tolist()):
-                    conn.execute(principal.delete().where(principal.c.key.in_(chunk)))
+            keys = upserts["key"].tolist()
+            # nothing to replace on an empty state (a first night): skip the reads
+            empty = conn.execute(sa.select(principal.c.key).limit(1)).first() is None
+            added = {} if empty else _added_runs(conn, keys)
+            for chunk in _chunks(list(added)):
+                conn.execute(principal.delete().where(principal.c.key.in_(chunk)))
             columns = ["kind", "key", "source_id", "hash", "row"]
+            # a changed key keeps the run that first delivered it
+            first_runs = (
+                _repeat(run_id, len(upserts)) if empty else (added.get(k, run_id) for k in keys)
+            )
             _bulk_insert(
                 conn,
                 principal,
-                [*columns, "run_id"],
+                [*columns, "run_id", "added_run"],
                 zip(
                     *(upserts[c].tolist() for c in columns),
                     _repeat(run_id, len(upserts)),
+                    first_runs,
                     strict=True,
                 ),
             )
-            history.append(_history(run_id, "principal", upserts, "upsert", "kind", "key", None))
+            if added:
+                changed = upserts[upserts["key"].isin(added.keys())]
+                since = [added[k] for k in changed["key"].tolist()]
+                history.append(
+                    _history(run_id, "principal", changed, "change", "kind", "key", None, since)
+                )
 
         removes = changes.relation_removes
         if len(removes):
             triples = list(zip(*(removes[c].tolist() for c in ("type", "a", "b")), strict=True))
+            added_by = _relation_runs(conn, triples)
             for batch in _chunks(triples):
                 conn.execute(
                     relation.delete().where(
@@ -336,7 +362,8 @@ class Staging:
                     ),
                     [{"t": t, "x": a, "y": b} for t, a, b in batch],
                 )
-            history.append(_history(run_id, "relation", removes, "op", "type", "a", "b"))
+            since = [added_by.get(t) for t in triples]
+            history.append(_history(run_id, "relation", removes, "op", "type", "a", "b", since))
 
         adds = changes.relation_adds
         if len(adds):
@@ -352,10 +379,10 @@ class Staging:
                     strict=True,
                 ),
             )
-            history.append(_history(run_id, "relation", adds, "add", "type", "a", "b"))
 
+        columns = ["run_id", "scope", "op", "kind", "a", "b", "since_run"]
         for rows in history:
-            _bulk_insert(conn, schema.change, ["run_id", "scope", "op", "kind", "a", "b"], rows)
+            _bulk_insert(conn, schema.change, columns, rows)
 
     # -- ledgers -----------------------------------------------------------------------
 
@@ -385,24 +412,51 @@ class Staging:
             return [dict(r) for r in rows]
 
     def history(self, key: str) -> list[dict[str, Any]]:
-        """Every committed change naming ``key`` (as object or either party), oldest first."""
+        """Every committed event naming ``key`` (as object or either party), oldest first.
+
+        Read from the history rows naming the key and completed from the delivered state
+        (the rule: :mod:`autosynk.staging.history`). The delivered relations have no index
+        on ``a`` or ``b`` (it would slow every night's inserts): an operator's question
+        scans them once.
+        """
         change, runs = schema.change, schema.run
+        principal, relation = schema.delivered_principal, schema.delivered_relation
         with self.engine.connect() as conn:
-            rows = conn.execute(
+            recorded = conn.execute(
                 sa.select(
                     change.c.run_id,
-                    runs.c.committed_at,
                     change.c.scope,
                     change.c.op,
                     change.c.kind,
                     change.c.a,
                     change.c.b,
+                    change.c.since_run,
                 )
-                .join(runs, runs.c.run_id == change.c.run_id)
                 .where(sa.or_(change.c.a == key, change.c.b == key))
                 .order_by(change.c.id)
-            ).mappings()
-            return [dict(r) for r in rows]
+            ).all()
+            current = conn.execute(
+                sa.select(principal.c.kind, principal.c.added_run, principal.c.run_id).where(
+                    principal.c.key == key
+                )
+            ).first()
+            relations = conn.execute(
+                sa.select(relation.c.run_id, relation.c.rel_type, relation.c.a, relation.c.b).where(
+                    sa.or_(relation.c.a == key, relation.c.b == key)
+                )
+            ).all()
+            found = key_history.events(
+                key,
+                [r._tuple() for r in recorded],
+                None if current is None else (current.kind, current.added_run, current.run_id),
+                [r._tuple() for r in relations],
+            )
+            committed = conn.execute(
+                sa.select(runs.c.run_id, runs.c.committed_at).where(
+                    runs.c.run_id.in_({e[0] for e in found})
+                )
+            ).all()
+        return key_history.ordered(found, {run_id: at for run_id, at in committed})
 
 
 def _private_sqlite_file(path: Path) -> None:
@@ -428,7 +482,8 @@ def _history(
     kind: str,
     a: str,
     b: str | None,
-) -> Iterator[tuple[str, ...]]:
+    since: list[str | None],
+) -> Iterator[tuple[str | None, ...]]:
     """History rows for a frame of changes; ``op`` is a column name or the op itself."""
     count = len(frame)
     ops = frame[op].tolist() if op in frame.columns else _repeat(op, count)
@@ -440,8 +495,47 @@ def _history(
         frame[kind].tolist(),
         frame[a].tolist(),
         seconds,
+        since,
         strict=True,
     )
+
+
+def _added_runs(conn: Connection, keys: list[str]) -> dict[str, str]:
+    """The delivered keys among ``keys``, each with the run that first delivered it."""
+    t = schema.delivered_principal
+    found: dict[str, str] = {}
+    for chunk in _chunks(keys):
+        rows = conn.execute(sa.select(t.c.key, t.c.added_run).where(t.c.key.in_(chunk)))
+        found.update((key, added_run) for key, added_run in rows)
+    return found
+
+
+def _relation_runs(
+    conn: Connection, triples: list[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], str]:
+    """The delivered relations among ``triples``, each with the run that added it.
+
+    Read by type and first party, the primary key's prefix, and matched here: SQLite scans
+    the whole table for a row-value ``IN`` list (seconds at millions of relations), and a
+    party has only a few relations of one type (a mentor's pupils at most: some dozens).
+    """
+    t = schema.delivered_relation
+    wanted = set(triples)
+    parties: dict[str, set[str]] = {}
+    for rel_type, a, _ in triples:
+        parties.setdefault(rel_type, set()).add(a)
+    found: dict[tuple[str, str, str], str] = {}
+    for rel_type, firsts in parties.items():
+        for chunk in _chunks(sorted(firsts)):
+            rows = conn.execute(
+                sa.select(t.c.a, t.c.b, t.c.run_id).where(
+                    t.c.rel_type == rel_type, t.c.a.in_(chunk)
+                )
+            )
+            found.update(
+                ((rel_type, a, b), run_id) for a, b, run_id in rows if (rel_type, a, b) in wanted
+            )
+    return found
 
 
 def _bulk_insert(
