@@ -6,6 +6,7 @@ import copy
 
 import pytest
 
+from autosynk.mapping import engine
 from autosynk.mapping.engine import map_register
 from autosynk.mapping.spec import MappingSpec, load_mapping
 from autosynk.register import Snapshot
@@ -205,3 +206,47 @@ def test_the_shipped_example_mapping_changes_what_it_says():
     assert ("class_in_school", "7a-2026", "12345678") in relations
     assert not any(rel[1] == "ma7-2026" for rel in relations)  # teaching groups not sent
     assert ("school_in_org", "11223344", tiny.ORG) in relations  # GYS now mapped
+
+
+def _civic(birth: str, serial: int) -> str:
+    """A valid personnummer ``YYYYMMDD-NNNC`` (Luhn over the last nine digits)."""
+    nine = f"{birth[2:]}{serial:03d}"
+    total = sum(
+        (2 * int(d) - 9 if 2 * int(d) > 9 else 2 * int(d)) if i % 2 == 0 else int(d)
+        for i, d in enumerate(nine)
+    )
+    return f"{birth}-{serial:03d}{(10 - total % 10) % 10}"
+
+
+def test_many_shared_numbers_hold_every_holder_in_one_pass(monkeypatch):
+    data = tiny.register()
+    child = data["persons"][0]
+    shared = [_civic(f"1970{month:02d}{day:02d}", 230) for month in (1, 2) for day in range(1, 16)]
+    for n, number in enumerate(shared):
+        for side, civic in (("a", number), ("b", number[2:] if n == 0 else number)):
+            person_id = f"x{n:02d}{side}"  # x00b writes the number in its 10-digit form
+            data["persons"].append(tiny._person(person_id, "Delad", "Nummer", civic))
+            child["responsibles"].append(
+                {"person": {"id": person_id}, "relationType": "Vårdnadshavare"}
+            )
+    calls = {"n": 0}
+    for name in ("identity_number", "normalise"):
+        original = getattr(engine, name)
+
+        def counted(*args, _original=original, **kwargs):
+            calls["n"] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(engine, name, counted)
+    mapped = run(data)
+    held = [
+        (q.source_id, q.reason)
+        for q in mapped.quarantine
+        if q.reason.endswith("is used by several person records")
+    ]
+    # sorted by number, then person: both holders of each of the 30 numbers, masked
+    assert [source for source, _ in held] == [f"x{n:02d}{s}" for n in range(30) for s in "ab"]
+    assert all("-****" in reason and not any(n in reason for n in shared) for _, reason in held)
+    assert not any(rel[1].startswith("1970") for rel in mapped.relations)
+    # one pass for all shared numbers: a few checks per person, not one per person and number
+    assert calls["n"] <= 3 * len(data["persons"])

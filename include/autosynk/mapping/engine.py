@@ -468,20 +468,8 @@ def _resolve_persons(
             continue
         number_owner[number] = person_id
         key_of[person_id] = number
-    for number in sorted(duplicated_numbers):
-        owner = number_owner.pop(number)
-        key_of.pop(owner, None)
-        for person_id in sorted(needed):
-            if (
-                person_id in persons
-                and text(persons[person_id].civicNo)
-                and (_same_number(persons[person_id], number))
-            ):
-                ctx.quarantine(
-                    "person",
-                    person_id,
-                    f"identity number {mask(number)} is used by several person records",
-                )
+    if duplicated_numbers:
+        _hold_shared_numbers(ctx, persons, needed, duplicated_numbers, number_owner, key_of)
 
     # relations that survive: every person party resolved
     dropped: Counter[str] = Counter()
@@ -586,11 +574,39 @@ def identity_number(raw: str) -> str:
     return normalise(value).value
 
 
-def _same_number(person: Person, number: str) -> bool:
-    try:
-        return normalise(text(person.civicNo)).value == number
-    except InvalidIdentity:
-        return False
+def _hold_shared_numbers(
+    ctx: _Context,
+    persons: dict[str, Person],
+    needed: set[str],
+    shared: set[str],
+    number_owner: dict[str, str],
+    key_of: dict[str, str],
+) -> None:
+    """Send no one whose identity number several person records carry; quarantine them all.
+
+    One pass over the needed persons for all shared numbers: a national register has
+    thousands of them, and a pass per number would take hours.
+    """
+    for number in shared:
+        key_of.pop(number_owner.pop(number), None)
+    holders: dict[str, list[str]] = defaultdict(list)
+    for person_id in sorted(needed):  # protected and excluded persons are held as well
+        person = persons.get(person_id)
+        if person is None:
+            continue
+        try:
+            number = identity_number(text(person.civicNo))
+        except InvalidIdentity:
+            continue
+        if number in shared:
+            holders[number].append(person_id)
+    for number in sorted(holders):
+        for person_id in holders[number]:
+            ctx.quarantine(
+                "person",
+                person_id,
+                f"identity number {mask(number)} is used by several person records",
+            )
 
 
 def _drop_person(ctx: _Context, key: str) -> None:
