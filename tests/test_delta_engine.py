@@ -4,7 +4,7 @@
 draws small delivered states and nights over a pool of keys where every rule meets every
 other (hold, forget, held guardian presence, still-named rows). The engine must give the
 same rows, in the same order, and the same counts, whether it reads pandas frames
-(``compute``) or Parquet files (``diff``, as the pipeline does).
+(``tests.delta_frames.compute``) or Parquet files (``diff``, as the pipeline does).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autosynk import delta
+from tests import delta_frames
 
 Row = tuple[str, ...]
 PERSONS = [f"p{i}" for i in range(5)]
@@ -180,7 +181,7 @@ SETTINGS = settings(
 @given(night=nights())
 def test_compute_follows_the_rules(night: Night) -> None:
     expected = reference(night)
-    result = delta.compute(
+    result = delta_frames.compute(
         *frames(night),
         held_source_ids=night.held,
         protected_source_ids=night.protected_sources,

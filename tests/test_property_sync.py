@@ -23,9 +23,9 @@ Two design rules shape the comparison, both documented in the contract:
   are the only sync-made relations allowed beyond the total.
 
 Level (a) composes the real functions in-process (map_register, the transform's frames,
-delta.compute, writer.render; the delivered state advanced exactly as staging.commit
-does): hundreds of sequences. Level (b) drives the real CLI (SQLite staging, a directory
-target) for fewer sequences and reads the delivered files in order.
+delta.diff through tests.delta_frames, writer.render; the delivered state advanced exactly
+as staging.commit does): hundreds of sequences. Level (b) drives the real CLI (SQLite
+staging, a directory target) for fewer sequences and reads the delivered files in order.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from autosynk import delta as delta_engine
 from autosynk.cli import main
 from autosynk.config import FileFormat
 from autosynk.mapping.engine import map_register
@@ -55,8 +54,8 @@ from autosynk.staging.store import Changes, Staging
 from autosynk.unikum import writer
 from autosynk.verify.checks import KnownState, PrincipalIndex, check_principals, check_relations
 from autosynk.verify.reader import RawFile, decode
+from tests import delta_frames, tiny_register
 from tests import register_strategies as reg
-from tests import tiny_register
 
 Relation = tuple[str, str, str]
 Register = dict[str, list[dict]]
@@ -158,7 +157,7 @@ def deliver_in_memory(state: DeliveredState, data: Register, *, total: bool) -> 
     """One night as ``compute_delta`` + ``write`` + ``commit`` do it."""
     tonight = map_night(data, FAST_TODAY)
     known_keys = set(state.principals)
-    result = delta_engine.compute(
+    result = delta_frames.compute(
         tonight.principals,
         tonight.relations,
         state.principal_frame(),

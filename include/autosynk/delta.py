@@ -13,14 +13,14 @@ Rows to send and relations to add keep tonight's order (the transform writes rel
 sorted by type, a, b); removes and deletes are sorted, so the same inputs always give the
 same frames whichever store the delivered state was read from. :func:`diff` reads its
 inputs where they are (Parquet files on a local disk, or Arrow tables) and answers in
-Arrow; :func:`compute` is the same delta for pandas frames.
+Arrow.
 """
 
 from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +32,6 @@ import pandas as pd
 import pyarrow as pa
 
 from autosynk.errors import SafetyError
-from autosynk.staging.store import Changes
 
 PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash", "row"]
 DELIVERED_PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash"]
@@ -40,19 +39,6 @@ RELATION_COLUMNS = ["type", "a", "b"]
 
 #: a Parquet file on a local disk (DuckDB reads only the columns it needs) or a table
 Source: TypeAlias = Path | pa.Table
-
-
-@dataclass
-class Delta:
-    principals: pd.DataFrame  # rows to send: kind, key, source_id, hash, row
-    adds: pd.DataFrame  # type, a, b
-    removes: pd.DataFrame  # type, a, b
-    changes: Changes
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def empty(self) -> bool:
-        return not (len(self.principals) or len(self.adds) or len(self.removes))
 
 
 @dataclass
@@ -379,60 +365,15 @@ def _key_table(values: Iterable[str]) -> pa.Table:
     return pa.table({"key": pa.array(keys, pa.string())})
 
 
-# -- the same delta for pandas frames -------------------------------------------------
-
-
 def arrow_table(frame: pd.DataFrame, columns: list[str]) -> pa.Table:
     """``columns`` of ``frame`` as an Arrow table of strings (empty frames included)."""
     return pa.table({c: pa.array(frame[c], pa.string()) for c in columns})
 
 
-def pandas_frame(table: pa.Table) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(table[c], dtype="str") for c in table.column_names})
-
-
-def compute(
-    principals: pd.DataFrame,
-    relations: pd.DataFrame,
-    delivered_principals: pd.DataFrame,
-    delivered_relations: pd.DataFrame,
-    *,
-    held_source_ids: set[str],
-    protected_source_ids: set[str],
-    protected_keys: set[str],
-) -> Delta:
-    """Compare tonight (``principals``, ``relations``) with the delivered state."""
-    result = diff(
-        arrow_table(principals, PRINCIPAL_COLUMNS),
-        arrow_table(relations, RELATION_COLUMNS),
-        arrow_table(delivered_principals, DELIVERED_PRINCIPAL_COLUMNS),
-        arrow_table(delivered_relations, RELATION_COLUMNS),
-        held_source_ids=held_source_ids,
-        protected_source_ids=protected_source_ids,
-        protected_keys=protected_keys,
-    )
-    to_send = _or_tonight(result.principals, principals, PRINCIPAL_COLUMNS)
-    adds = _or_tonight(result.adds, relations, RELATION_COLUMNS)
-    changes = Changes(
-        principal_upserts=to_send,
-        principal_deletes=pandas_frame(result.principal_deletes),
-        relation_adds=adds,
-        relation_removes=pandas_frame(result.relation_removes),
-    )
-    return Delta(to_send, adds, pandas_frame(result.removes), changes, result.counts)
-
-
-def _or_tonight(table: pa.Table | None, tonight: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    if table is not None:
-        return pandas_frame(table)
-    return tonight[columns].reset_index(drop=True)
-
-
-def guard_mass_removal(delta: Delta | TableDelta, max_fraction: float, min_removes: int) -> None:
+def guard_mass_removal(delta: TableDelta, max_fraction: float, min_removes: int) -> None:
     """Refuse a delta that would remove more than ``max_fraction`` of delivered relations."""
-    counts: Mapping[str, int] = delta.counts
-    removed = counts["relations_removed"]
-    before = counts["delivered_relations_before"]
+    removed = delta.counts["relations_removed"]
+    before = delta.counts["delivered_relations_before"]
     if removed < max(min_removes, 1) or before == 0:
         return
     if removed / before > max_fraction:
