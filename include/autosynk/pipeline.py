@@ -68,14 +68,18 @@ def _write_frame(ws: RunWorkspace, frame: pd.DataFrame, *parts: str) -> None:
     ws.write_bytes(buffer.getvalue(), *parts)
 
 
+def _missing(ws: RunWorkspace, *parts: str) -> StateError:
+    return StateError(
+        f"{'/'.join(parts)} is missing from the work directory of run {ws.run_id}: "
+        "run the earlier stages first"
+    )
+
+
 def _read_frame(ws: RunWorkspace, *parts: str) -> pd.DataFrame:
     try:
         data = ws.read_bytes(*parts)
     except FileNotFoundError:
-        raise StateError(
-            f"{'/'.join(parts)} is missing from the work directory of run {ws.run_id}: "
-            "run the earlier stages first"
-        ) from None
+        raise _missing(ws, *parts) from None
     return pd.read_parquet(io.BytesIO(data))
 
 
@@ -175,10 +179,7 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     )
     protected = pd.DataFrame(mapped.protected, columns=["source_id", "key"], dtype="str")
     _write_frame(ws, principals, "mapped", "principals.parquet")
-    if isinstance(relations, pa.Table):
-        ws.write_bytes(_parquet(relations), "mapped", "relations.parquet")
-    else:
-        _write_frame(ws, relations, "mapped", "relations.parquet")
+    ws.write_bytes(_parquet(relations), "mapped", "relations.parquet")
     _write_frame(ws, quarantine, "mapped", "quarantine.parquet")
     _write_frame(ws, protected, "mapped", "protected.parquet")
     st.record_quarantine(run_id, quarantine.to_dict("records"))
@@ -213,24 +214,22 @@ def _export_problems(folder: Path) -> list[QuarantineEntry]:
     ]
 
 
-def relation_table(relations: set[tuple[str, str, str]]) -> pa.Table | pd.DataFrame:
+def relation_table(relations: set[tuple[str, str, str]]) -> pa.Table:
     """Relations sorted by (type, a, b), as ``sorted()`` would order them.
 
     Sorted by DuckDB, not by Python tuples: a first night has millions, and DuckDB sorts
     them on both cores in a fraction of the time. Strings compare by their UTF-8 bytes,
-    which is code point order, how Python compares strings.
+    which is code point order, how Python compares strings. (Text that is not valid
+    Unicode never gets here: the snapshot reader refuses a lone surrogate as invalid JSON.)
     """
     types, firsts, seconds = zip(*relations, strict=True) if relations else ((), (), ())
-    try:
-        table = pa.table(
-            {
-                "type": pa.array(types, pa.string()),
-                "a": pa.array(firsts, pa.string()),
-                "b": pa.array(seconds, pa.string()),
-            }
-        )
-    except (pa.ArrowException, UnicodeEncodeError):  # e.g. a lone surrogate: Python sorts
-        return pd.DataFrame(sorted(relations), columns=["type", "a", "b"], dtype="str")
+    table = pa.table(
+        {
+            "type": pa.array(types, pa.string()),
+            "a": pa.array(firsts, pa.string()),
+            "b": pa.array(seconds, pa.string()),
+        }
+    )
     con = delta_engine.connection()
     try:
         con.register("relations", table)
@@ -297,10 +296,7 @@ def compute_delta(
 def _mapped_source(ws: RunWorkspace, name: str) -> delta_engine.Source:
     """A mapped frame where DuckDB can read it: the file on a local disk, else in memory."""
     if not ws.exists("mapped", name):
-        raise StateError(
-            f"mapped/{name} is missing from the work directory of run {ws.run_id}: "
-            "run the earlier stages first"
-        )
+        raise _missing(ws, "mapped", name)
     if ws.is_local:
         return ws.local_path("mapped", name)
     return pq.read_table(io.BytesIO(ws.read_bytes("mapped", name)))
@@ -309,7 +305,7 @@ def _mapped_source(ws: RunWorkspace, name: str) -> delta_engine.Source:
 def _delta_file(ws: RunWorkspace, data: bytes | None, mapped: str, name: str) -> None:
     """``delta/<name>.parquet``: ``data``, or (None) the mapped file as it is."""
     if data is None:
-        snapshot.copy_file(ws.path("mapped", mapped), ws, "delta", f"{name}.parquet")
+        ws.link_from(ws.path("mapped", mapped), "delta", f"{name}.parquet")
     else:
         ws.write_bytes(data, "delta", f"{name}.parquet")
 

@@ -55,9 +55,11 @@ def write_private(path: Path, data: bytes) -> None:
 class RunWorkspace:
     """The work directory of one run."""
 
-    def __init__(self, work_base: str, run_id: str) -> None:
+    def __init__(self, work_base: str, run_id: str, *, directory: str | None = None) -> None:
+        """``directory``: a folder of the work base other than the run's own (one shared
+        by every run, such as ``_delivered-state``; a run directory never starts with _)."""
         self.run_id = run_id
-        self.root = UPath(work_base) / safe_run_dir(run_id)
+        self.root = UPath(work_base) / (directory or safe_run_dir(run_id))
 
     @property
     def is_local(self) -> bool:
@@ -85,6 +87,30 @@ class RunWorkspace:
             tmp.write_bytes(data)
             tmp.rename(target)
         return target
+
+    def link_from(self, source: UPath, *parts: str) -> None:
+        """Give ``parts`` the bytes of ``source``.
+
+        On a local disk a hard link: files in a work base are only ever replaced (written
+        under a temporary name, then renamed), never changed in place, so sharing the bytes
+        is safe and takes no time however large the file. Elsewhere (or where links fail)
+        a copy.
+        """
+        if self.is_local and source.protocol in ("", "file", "local"):
+            path = self.local_path(*parts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            link = path.with_name(f".{path.name}.{os.getpid()}.link")
+            with contextlib.suppress(FileNotFoundError):
+                link.unlink()
+            try:
+                os.link(source.path, link)
+            except OSError:
+                write_private(path, Path(source.path).read_bytes())
+                return
+            link.chmod(PRIVATE)
+            link.replace(path)
+            return
+        self.write_bytes(source.read_bytes(), *parts)
 
     def read_bytes(self, *parts: str) -> bytes:
         return self.path(*parts).read_bytes()

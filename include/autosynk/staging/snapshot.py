@@ -29,7 +29,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-from upath import UPath
 
 from autosynk.delta import (
     DELIVERED_PRINCIPAL_COLUMNS,
@@ -41,7 +40,7 @@ from autosynk.delta import (
 )
 from autosynk.identity import mask
 from autosynk.staging.store import Changes, Staging
-from autosynk.workspace import PRIVATE, RunWorkspace, write_private
+from autosynk.workspace import PRIVATE, RunWorkspace
 
 log = logging.getLogger("autosynk")
 
@@ -98,8 +97,7 @@ def delivered_state(
         run_id,
         base_run or "(nothing committed)",
     )
-    principals = arrow_table(st.delivered_principals(), DELIVERED_PRINCIPAL_COLUMNS)
-    relations = arrow_table(st.delivered_relations(), RELATION_COLUMNS)
+    principals, relations = st.delivered_tables()
     try:
         copy.write(tag, principals, relations)
     except Exception as exc:  # the copy is a shortcut, never a reason to fail
@@ -137,20 +135,13 @@ def follow_commit(
         )
 
 
-class _Folder(RunWorkspace):
-    """``<work_base>/_delivered-state/``, written like a run's work directory (0600 files
-    on a local disk, always through a temporary name and a rename)."""
-
-    def __init__(self, work_base: str) -> None:
-        self.run_id = FOLDER
-        self.root = UPath(work_base) / FOLDER
-
-
 class DeliveredCopy:
     """The copy of the delivered state in one work base."""
 
     def __init__(self, work_base: str) -> None:
-        self.folder = _Folder(work_base)
+        # written like a run's work directory: 0600 files on a local disk, always through
+        # a temporary name and a rename
+        self.folder = RunWorkspace(work_base, FOLDER, directory=FOLDER)
 
     def manifest(self) -> dict[str, Any] | None:
         try:
@@ -217,8 +208,8 @@ class DeliveredCopy:
             and not len(changes.relation_removes)
         ):
             state = ws.path("package", "state")
-            copy_file(state / "state-principal-upserts.parquet", self.folder, names[0])
-            copy_file(state / "state-relation-adds.parquet", self.folder, names[1])
+            self.folder.link_from(state / "state-principal-upserts.parquet", names[0])
+            self.folder.link_from(state / "state-relation-adds.parquet", names[1])
             self._publish(new, names, len(upserts), len(adds))
             return True
         con = connection()
@@ -282,27 +273,3 @@ class DeliveredCopy:
             if entry.name not in (MANIFEST, *names) and not entry.name.startswith("."):
                 with contextlib.suppress(OSError):
                     entry.unlink()
-
-
-def copy_file(source: UPath, target: RunWorkspace, *parts: str) -> None:
-    """Give ``target/parts`` the bytes of ``source``.
-
-    On a local disk a hard link: files in a work base are only ever replaced (written under
-    a temporary name, then renamed), never changed in place, so sharing the bytes is safe
-    and takes no time however large the file. Elsewhere (or where links fail) a copy.
-    """
-    if target.is_local and source.protocol in ("", "file", "local"):
-        path = target.local_path(*parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        link = path.with_name(f".{path.name}.{os.getpid()}.link")
-        with contextlib.suppress(FileNotFoundError):
-            link.unlink()
-        try:
-            os.link(source.path, link)
-        except OSError:
-            write_private(path, Path(source.path).read_bytes())
-            return
-        link.chmod(PRIVATE)
-        link.replace(path)
-        return
-    target.write_bytes(source.read_bytes(), *parts)

@@ -226,39 +226,39 @@ class Staging:
 
     # -- delivered state ---------------------------------------------------------------
 
+    def delivered_tables(self) -> tuple[pa.Table, pa.Table]:
+        """The delivered state in Arrow: principals (kind, key, source_id, hash) and
+        relations (type, a, b)."""
+        return self._table(*self._principals_query()), self._table(*self._relations_query())
+
     def delivered_principals(self) -> pd.DataFrame:
-        t = schema.delivered_principal
-        return self._frame(
-            sa.select(t.c.kind, t.c.key, t.c.source_id, t.c.hash),
-            ["kind", "key", "source_id", "hash"],
-        )
+        return _frame(self._table(*self._principals_query()))
 
     def delivered_relations(self) -> pd.DataFrame:
-        t = schema.delivered_relation
-        return self._frame(sa.select(t.c.rel_type, t.c.a, t.c.b), ["type", "a", "b"])
+        return _frame(self._table(*self._relations_query()))
 
-    def delivered_rows(self) -> pd.DataFrame:
-        """Every delivered principals row in full (for a re-baseline total)."""
+    @staticmethod
+    def _principals_query() -> tuple[sa.Select[Any], list[str]]:
         t = schema.delivered_principal
-        return self._frame(
-            sa.select(t.c.kind, t.c.key, t.c.source_id, t.c.hash, t.c.row),
-            ["kind", "key", "source_id", "hash", "row"],
-        )
+        query = sa.select(t.c.kind, t.c.key, t.c.source_id, t.c.hash)
+        return query, ["kind", "key", "source_id", "hash"]
 
-    def _frame(self, query: sa.Select[Any], columns: list[str]) -> pd.DataFrame:
-        # plain tuples, column by column: SQLAlchemy Row objects make pandas probe every
-        # row for attributes, which costs more than the query itself at millions of rows
+    @staticmethod
+    def _relations_query() -> tuple[sa.Select[Any], list[str]]:
+        t = schema.delivered_relation
+        return sa.select(t.c.rel_type, t.c.a, t.c.b), ["type", "a", "b"]
+
+    def _table(self, query: sa.Select[Any], columns: list[str]) -> pa.Table:
+        # plain tuples, column by column: SQLAlchemy Row objects cost more than the query
+        # itself at millions of rows
         with self.engine.connect() as conn:
             sql = str(query.compile(dialect=conn.dialect))
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             cursor.execute(sql)
             rows = cursor.fetchall()
             cursor.close()
-        data = {
-            name: pd.Series(pa.array([row[i] for row in rows], pa.string()), dtype="str")
-            for i, name in enumerate(columns)
-        }
-        return pd.DataFrame(data, columns=columns)
+        arrays = [pa.array([row[i] for row in rows], pa.string()) for i in range(len(columns))]
+        return pa.table(dict(zip(columns, arrays, strict=True)))
 
     # -- commit ------------------------------------------------------------------------
 
@@ -457,6 +457,10 @@ class Staging:
                 )
             ).all()
         return key_history.ordered(found, {run_id: at for run_id, at in committed})
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(table[c], dtype="str") for c in table.column_names})
 
 
 def _private_sqlite_file(path: Path) -> None:
