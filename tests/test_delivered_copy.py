@@ -111,6 +111,25 @@ def test_a_copy_of_another_state_is_not_used(tmp_path, logs):
     assert copy_state(night, "night-3") == database_state(night)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "emptied", "deleted"])
+def test_a_damaged_copy_is_not_used(tmp_path, logs, damage):
+    night = Night(tmp_path, f"sqlite:///{tmp_path}/staging.db")
+    assert night.run("--run-id", "night-1") == 0
+    folder = tmp_path / "work" / FOLDER
+    (relations,) = folder.glob("relations-*.parquet")
+    if damage == "deleted":
+        relations.unlink()
+    else:
+        data = relations.read_bytes()
+        relations.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"")
+    night.change(end_7a_for_c1)
+    logs.clear()
+    assert night.run("--run-id", "night-2") == 0
+    assert READ_STAGING in logs.text and READ_COPY not in logs.text
+    assert ("student_in_class", tiny.C1, "7a") not in database_state(night)[1]
+    assert copy_state(night, "night-2") == database_state(night)
+
+
 def test_a_retried_commit_brings_the_copy_up_to_date(tmp_path, staging_url):
     night = Night(tmp_path, staging_url)
     assert night.run("--run-id", "night-1") == 0

@@ -160,12 +160,14 @@ class DeliveredCopy:
         if manifest is None or manifest.get("tag") != asdict(tag):
             return None
         try:
-            return (
-                self._source(manifest["principals"], DELIVERED_PRINCIPAL_COLUMNS),
-                self._source(manifest["relations"], RELATION_COLUMNS),
+            principals = self._source(manifest["principals"], DELIVERED_PRINCIPAL_COLUMNS)
+            relations = self._source(manifest["relations"], RELATION_COLUMNS)
+            whole = _rows(principals) == manifest["principals_rows"] and (
+                _rows(relations) == manifest["relations_rows"]
             )
-        except (FileNotFoundError, KeyError, pa.ArrowException):
+        except (OSError, KeyError, pa.ArrowException):  # gone, or not Parquet any more
             return None
+        return (principals, relations) if whole else None
 
     def _source(self, name: str, columns: list[str]) -> Source:
         if self.folder.is_local:
@@ -273,3 +275,10 @@ class DeliveredCopy:
             if entry.name not in (MANIFEST, *names) and not entry.name.startswith("."):
                 with contextlib.suppress(OSError):
                     entry.unlink()
+
+
+def _rows(source: Source) -> int:
+    """The row count a Parquet file's footer records (a damaged file fails to open)."""
+    if isinstance(source, pa.Table):
+        return source.num_rows
+    return int(pq.ParquetFile(source).metadata.num_rows)
