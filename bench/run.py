@@ -34,6 +34,7 @@ STAGES = (
     "transform",
     "compute_delta",
     "write",
+    "plan",
     "deliver",
     "commit",
     "report",

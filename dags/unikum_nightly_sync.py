@@ -4,9 +4,12 @@
 Every night, bring **Unikum** in step with the student register and the directory:
 extract the register (SS 12000 API or files) and the directory (LDAP), map and validate,
 compare with what Unikum was last told (the staging database), write and package the
-changed rows, deliver them to Unikum's file server, and only then advance the staging state.
+changed rows, judge them by the guards (the **plan**), deliver them to Unikum's file
+server, and only then advance the staging state.
 
 Runs at 20:30 Europe/Stockholm, leaving retries room before Unikum's 23:00 import.
+Every run writes `report.html` (for people) and `run-summary.json` in its work directory,
+and beside the files for a local-folder target; the `plan` and `report` task logs name it.
 
 ## Runbook
 - **Configuration**: the Airflow Variable `autosynk_config` (or the environment variable
@@ -15,13 +18,43 @@ Runs at 20:30 Europe/Stockholm, leaving retries room before Unikum's 23:00 impor
   the failed task (downstream included). Every task is idempotent: extract/transform/delta
   recompute from the source until the package is built; after that, a retry re-sends the
   **same package** (same bytes), and a file that already arrived is not uploaded twice.
-- **Refused as a mass removal**: look at the register first. If the change is real
-  (e.g. the school-year change), trigger with `allow_mass_removal: true`.
+  - `prepare`: the staging database is unreachable or locked (see *Locked* below).
+  - `extract`: the register or directory could not be read completely (server down,
+    credentials, an empty list): nothing downstream ran; clear it when the source is back.
+  - `transform_and_validate`: the mapping spec or the snapshot is wrong; records that
+    cannot be sent are quarantined, not failed: see the report's quarantine section.
+  - `delta`, `write`: staging or the work directory; packaging (GnuPG keys, encoding).
+  - `deliver`: Unikum's file server refused or went away; the package is kept; clear the
+    task when the server is back: the same bytes go once. A stale plan (another run
+    committed since) is refused here: trigger a new run.
+  - `commit_state`: only after a verified delivery; clearing it is always safe.
+- **Approval (the `approval` task waits, *Required actions* in the UI)**: the plan tripped a
+  guard. Its body lists the counts per type, which guard tripped, and the report's path.
+  Read the report. If the change is real (a school's move, the school-year change in the
+  register, a corrected mapping), choose **Approve**: exactly that plan's files are
+  delivered, provided nothing else committed since. If not, choose **Reject** (or let it
+  time out, `AUTOSYNK_APPROVAL_TIMEOUT_HOURS`, default 23 h): nothing is delivered, the run
+  ends failed as *rejected*, and the staging state is as it was. Fix the register or the
+  mapping; the next night plans again. Nights that pass their guards skip this task.
+  - *adds* guard (principals new, relations added): a surge of new records, a mapping
+    change that adds a relation type, a second register merged in. First nights and
+    totals are not held to it.
+  - *changes* guard (principals changed): a mapping mistake that rewrites every name or
+    e-mail, an encoding change.
+  - *removes* guard (principals dropped, relations removed; and `max_remove_fraction` over
+    all relations): a partial export, a school missing from the register, groups ended
+    early, the register's own school-year change (use the school-year DAG for that).
+  - Limits are per municipality in the configuration's `safety:` section.
+- **Dry run**: trigger with `dry_run: true`: everything up to the plan and its report,
+  nothing delivered or committed; the report says whether a real run would be refused.
+- **Evaluation date**: `evaluation_date` (YYYY-MM-DD) evaluates the register at that date
+  instead of today (Europe/Stockholm).
 - **A lost night**: trigger with `total: true` to send a re-baseline total.
-- **Locked by another run**: runs never overlap. If the named run is dead, release it with
+- **Locked by another run**: runs never overlap; the message says what the holder is doing
+  (e.g. waiting for approval). If the named run is dead, release it with
   `autosynk unlock <run id> --config ...`.
-- The `report` task always runs; it writes `run-summary.json` and fails the DAG run when
-  the night did not reach `commit`, so a failed night is never green.
+- The `report` task always runs; it writes the report and fails the DAG run when the
+  night did not reach `commit`, so a failed, refused or rejected night is never green.
 """
 
 from __future__ import annotations
@@ -31,7 +64,9 @@ import datetime as dt
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, get_current_context, task
 
+from autosynk_airflow.approval import PlanApprovalOperator
 from autosynk_airflow.callbacks import on_failure
+from autosynk_airflow.notifications import approval_notifiers, night_notifiers
 
 TAGS = ["autosynk", "unikum", "nightly"]
 
@@ -53,10 +88,32 @@ TAGS = ["autosynk", "unikum", "nightly"]
         "on_failure_callback": on_failure,
     },
     params={
-        "allow_mass_removal": Param(
-            False, type="boolean", description="accept a delta beyond the removal limit"
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Plan and report only: deliver nothing, commit nothing.",
         ),
-        "total": Param(False, type="boolean", description="send a re-baseline total"),
+        "evaluation_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            title="Evaluation date",
+            description="Evaluate the register at this date (empty: today, Europe/Stockholm).",
+        ),
+        "total": Param(
+            False,
+            type="boolean",
+            title="Total",
+            description="Send a re-baseline total (every row and relation) instead of a delta.",
+        ),
+        "allow_mass_removal": Param(
+            False,
+            type="boolean",
+            title="Allow mass removal",
+            description="Do not hold this run to the removes guards. Prefer approving the "
+            "refused plan: it delivers exactly what you read.",
+        ),
     },
 )
 def unikum_nightly_sync() -> None:
@@ -65,11 +122,13 @@ def unikum_nightly_sync() -> None:
         from autosynk import pipeline
         from autosynk_airflow import runtime
 
+        params = get_current_context()["params"]
         return pipeline.prepare(
             runtime.run_config(),
             runtime.current_run_id(),
-            kind="total" if get_current_context()["params"]["total"] else "nightly",
+            kind="total" if params["total"] else "nightly",
             dag_run_id=runtime.current_run_id(),
+            evaluation_date=params["evaluation_date"],
         )
 
     @task
@@ -91,12 +150,10 @@ def unikum_nightly_sync() -> None:
         from autosynk import pipeline
         from autosynk_airflow import runtime
 
-        params = get_current_context()["params"]
         return pipeline.compute_delta(
             runtime.run_config(),
             runtime.current_run_id(),
-            allow_mass_removal=params["allow_mass_removal"],
-            total=params["total"],
+            total=get_current_context()["params"]["total"],
         )
 
     @task
@@ -107,13 +164,32 @@ def unikum_nightly_sync() -> None:
         return pipeline.write(runtime.run_config(), runtime.current_run_id())
 
     @task
-    def deliver() -> dict:
+    def plan() -> dict:
         from autosynk import pipeline
         from autosynk_airflow import runtime
 
+        params = get_current_context()["params"]
+        return pipeline.plan(
+            runtime.run_config(),
+            runtime.current_run_id(),
+            dry_run=params["dry_run"],
+            allow_mass_removal=params["allow_mass_removal"],
+        )
+
+    approval = PlanApprovalOperator(task_id="approval", notifiers=approval_notifiers())
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def deliver() -> dict:
+        from autosynk import pipeline
+        from autosynk_airflow import runtime
+        from autosynk_airflow.approval import approver
+
         cfg = runtime.run_config()
         return pipeline.deliver(
-            cfg, runtime.current_run_id(), uploader=runtime.airflow_uploader(cfg)
+            cfg,
+            runtime.current_run_id(),
+            uploader=runtime.airflow_uploader(cfg),
+            approved_by=approver(get_current_context()["ti"].xcom_pull(task_ids="approval")),
         )
 
     @task
@@ -123,11 +199,19 @@ def unikum_nightly_sync() -> None:
 
         return pipeline.commit(runtime.run_config(), runtime.current_run_id())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    @task(
+        trigger_rule=TriggerRule.ALL_DONE,
+        retries=0,
+        on_failure_callback=[on_failure, *night_notifiers()],
+    )
     def report() -> dict:
         from autosynk_airflow import runtime
 
-        return runtime.report_and_judge(runtime.run_config(), runtime.current_run_id())
+        return runtime.report_and_judge(
+            runtime.run_config(),
+            runtime.current_run_id(),
+            approval=get_current_context()["ti"].xcom_pull(task_ids="approval"),
+        )
 
     (
         prepare()
@@ -135,6 +219,8 @@ def unikum_nightly_sync() -> None:
         >> transform_and_validate()
         >> delta()
         >> write()
+        >> plan()
+        >> approval
         >> deliver()
         >> commit_state()
         >> report()

@@ -135,7 +135,7 @@ def test_a_retried_commit_brings_the_copy_up_to_date(tmp_path, staging_url):
     assert night.run("--run-id", "night-1") == 0
     night.change(end_7a_for_c1)
     config = str(night.config)
-    for name in ("prepare", "extract", "transform", "delta", "write", "deliver"):
+    for name in ("prepare", "extract", "transform", "delta", "write", "plan", "deliver"):
         assert main(["stage", name, "--config", config, "--run-id", "night-2"]) == 0
     saved = tmp_path / "saved-copy"
     shutil.copytree(tmp_path / "work" / FOLDER, saved)

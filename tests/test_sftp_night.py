@@ -67,7 +67,7 @@ def test_server_down_fails_clearly_and_the_retry_delivers_exactly_once(
 ):
     local, remote = sftp_dir
     config = write_config(tmp_path, sshd, remote)
-    for stage in ["prepare", "extract", "transform", "delta", "write"]:
+    for stage in ["prepare", "extract", "transform", "delta", "write", "plan"]:
         assert main(["stage", stage, "--config", config, "--run-id", "n1"]) == 0
     sshd.stop()
     try:

@@ -44,8 +44,8 @@ def test_upgrade_is_idempotent_and_required(staging_url):
     store = Staging(staging_url)
     with pytest.raises(StateError, match="autosynk db upgrade"):
         store.require_current()
-    assert store.upgrade() == "0002"
-    assert store.upgrade() == "0002"
+    assert store.upgrade() == "0003"
+    assert store.upgrade() == "0003"
     store.require_current()
 
 
@@ -321,7 +321,7 @@ def test_a_0001_database_upgrades_with_its_history_readable(staging_url):
             [dict(zip("rsokab", row, strict=True)) for row in old_history],
         )
 
-    assert store.upgrade() == "0002"
+    assert store.upgrade() == "0003"
     assert rows(store, schema.delivered_principal, "key", "added_run", "run_id") == {
         ("p1", "B", "B")
     }
@@ -370,5 +370,5 @@ def test_a_0001_database_upgrades_with_its_history_readable(staging_url):
         ("C", "remove", "7a"),
         ("C", "add", "7c"),
     ]
-    assert store.upgrade() == "0002"
+    assert store.upgrade() == "0003"
     store.dispose()

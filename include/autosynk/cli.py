@@ -2,6 +2,8 @@
 
 autosynk run --config autosynk.yaml            one night (extract ... report)
 autosynk run --config autosynk.yaml --total    a re-baseline total
+autosynk run --config autosynk.yaml --dry-run  up to the plan and its report, nothing delivered
+autosynk run --config autosynk.yaml --approve PLAN   deliver a refused plan's exact files
 autosynk demo generate --out DIR --seed N --scale small|medium|large
 autosynk demo mutate --in DIR --seed N
 autosynk verify FILE...
@@ -22,10 +24,13 @@ from typing import Any
 
 from autosynk import pipeline
 from autosynk.config import RunConfig, load_config
-from autosynk.errors import AutosynkError
+from autosynk.errors import AutosynkError, SafetyError
 from autosynk.identity import mask
 
 log = logging.getLogger("autosynk")
+
+#: exit codes: done (nothing to deliver included), failed, usage, refused by a guard
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
 
 
 def new_run_id(kind: str = "cli") -> str:
@@ -40,23 +45,54 @@ def run_night(
     total: bool = False,
     allow_mass_removal: bool = False,
     commit: bool = True,
+    dry_run: bool = False,
+    evaluation_date: str | None = None,
 ) -> dict[str, Any]:
-    """Every stage in order; on failure the run is reported failed and the lock released."""
+    """Every stage in order; on failure the run is reported failed and the lock released.
+
+    A plan refused by its guards (or a dry run) stops after the plan: nothing is delivered,
+    the staging state stays as it was, and the report says why.
+    """
     stages: dict[str, Any] = {}
     try:
-        stages["prepare"] = pipeline.prepare(cfg, run_id, kind="total" if total else "nightly")
+        stages["prepare"] = pipeline.prepare(
+            cfg,
+            run_id,
+            kind="total" if total else "nightly",
+            evaluation_date=evaluation_date,
+        )
         stages["extract"] = pipeline.extract(cfg, run_id)
         stages["transform"] = pipeline.transform(cfg, run_id)
-        stages["delta"] = pipeline.compute_delta(
-            cfg, run_id, allow_mass_removal=allow_mass_removal, total=total
-        )
+        stages["delta"] = pipeline.compute_delta(cfg, run_id, total=total)
         stages["write"] = pipeline.write(cfg, run_id)
-        stages["deliver"] = pipeline.deliver(cfg, run_id)
+        stages["plan"] = pipeline.plan(
+            cfg, run_id, dry_run=dry_run, allow_mass_removal=allow_mass_removal
+        )
+        if not (dry_run or stages["plan"]["refused"]):
+            stages.update(deliver_plan(cfg, run_id, commit=commit))
+            return stages
+    except AutosynkError as exc:
+        with contextlib.suppress(AutosynkError):
+            stages["report"] = pipeline.report(cfg, run_id, failed=mask(str(exc)))
+        exc.run_report = stages.get("report")  # type: ignore[attr-defined]
+        raise
+    stages["report"] = pipeline.report(cfg, run_id)
+    return stages
+
+
+def deliver_plan(
+    cfg: RunConfig, run_id: str, *, commit: bool = True, approved_by: str | None = None
+) -> dict[str, Any]:
+    """Deliver a planned run's package, commit it, and report (the end of every night)."""
+    stages: dict[str, Any] = {}
+    try:
+        stages["deliver"] = pipeline.deliver(cfg, run_id, approved_by=approved_by)
         if commit:
             stages["commit"] = pipeline.commit(cfg, run_id)
     except AutosynkError as exc:
         with contextlib.suppress(AutosynkError):
-            pipeline.report(cfg, run_id, failed=mask(str(exc)))
+            stages["report"] = pipeline.report(cfg, run_id, failed=mask(str(exc)))
+        exc.run_report = stages.get("report")  # type: ignore[attr-defined]
         raise
     stages["report"] = pipeline.report(cfg, run_id)
     return stages
@@ -64,6 +100,8 @@ def run_night(
 
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    if args.approve:
+        return _approve(cfg, args.approve, commit=not args.no_commit)
     run_id = args.run_id or new_run_id("total" if args.total else "cli")
     stages = run_night(
         cfg,
@@ -71,22 +109,72 @@ def _cmd_run(args: argparse.Namespace) -> int:
         total=args.total,
         allow_mass_removal=args.allow_mass_removal,
         commit=not args.no_commit,
+        dry_run=args.dry_run,
+        evaluation_date=args.evaluation_date,
     )
-    written = stages["write"]
-    print(f"run {run_id}: {stages['report']['status']}")
-    if written.get("nothing_to_deliver"):
+    return _print_outcome(run_id, stages, args.config)
+
+
+def _approve(cfg: RunConfig, plan_id: str, *, commit: bool) -> int:
+    from autosynk import plans
+
+    run_id = plans.approve(cfg, plan_id)
+    stages = deliver_plan(cfg, run_id, commit=commit, approved_by=None)
+    print(f"plan: {plan_id}")
+    print(f"approved plan {plan_id} of run {run_id}: {stages['report']['status']}")
+    _print_files(stages)
+    print(f"report: {stages['report']['report']}")
+    return 0
+
+
+def _print_files(stages: dict[str, Any]) -> None:
+    delivered = stages.get("deliver") or {}
+    if delivered.get("nothing_to_deliver"):
         print("nothing to deliver: Unikum is already in step with the register")
-    else:
-        for entry in written["files"]:
-            print(f"  delivered {entry['name']} ({entry['size']} bytes, sha256 {entry['sha256']})")
+    for name in delivered.get("files", []):
+        print(f"  delivered {name}")
+
+
+def _print_outcome(run_id: str, stages: dict[str, Any], config: str) -> int:
+    plan = stages["plan"]
+    print(f"plan: {plan['plan_id']}")
+    status = stages["report"]["status"]
+    print(f"run {run_id}: {status}")
     counts = stages["delta"]
-    print(
-        f"  principals sent {counts['to_send_principals']}, relations added "
+    line = (
+        f"  principals {counts['to_send_principals']}, relations added "
         f"{counts['to_send_adds']}, removed {counts['to_send_removes']}, quarantined "
         f"{stages['transform']['quarantined']}"
     )
+    code = 0
+    if plan["dry_run"]:
+        verdict = "would be refused" if plan["refused"] else "would pass every guard"
+        print(f"dry run: nothing delivered, nothing committed; a real run {verdict}")
+        for text in plan["tripped"]:
+            print(f"  {text}")
+        print(line)
+    elif plan["refused"]:
+        print("refused: nothing delivered, the staging state is unchanged")
+        for text in plan["tripped"]:
+            print(f"  {text}")
+        print(line)
+        print(
+            "  if this change is real, deliver exactly this plan with: autosynk run "
+            f"--config {config} --approve {plan['plan_id']}"
+        )
+        code = EXIT_REFUSED
+    else:
+        if stages["write"].get("nothing_to_deliver"):
+            print("nothing to deliver: Unikum is already in step with the register")
+        else:
+            for entry in stages["write"]["files"]:
+                print(
+                    f"  delivered {entry['name']} ({entry['size']} bytes, sha256 {entry['sha256']})"
+                )
+        print(line)
     print(f"  summary: {stages['report']['summary']}")
-    return 0
+    print(f"report: {stages['report']['report']}")
+    return code
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
@@ -97,6 +185,7 @@ def _cmd_stage(args: argparse.Namespace) -> int:
         "transform": pipeline.transform,
         "delta": pipeline.compute_delta,
         "write": pipeline.write,
+        "plan": pipeline.plan,
         "deliver": pipeline.deliver,
         "commit": pipeline.commit,
         "report": pipeline.report,
@@ -180,9 +269,19 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(text: str) -> str:
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autosynk", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log everything")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines (one per finished stage)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one night end to end")
@@ -197,9 +296,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--allow-mass-removal",
         action="store_true",
-        help="accept a delta that removes more than the safety limit",
+        help="do not hold this run to the removes guards (prefer --approve: it delivers "
+        "exactly the plan a person read)",
     )
-    run.set_defaults(func=_cmd_run)
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="everything up to the plan and its report; deliver and commit nothing",
+    )
+    run.add_argument(
+        "--evaluation-date",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="evaluate the register at this date (default: today in the configured time zone)",
+    )
+    run.add_argument(
+        "--approve",
+        metavar="PLAN",
+        help="deliver exactly this refused plan's files, if the delivered state is still the "
+        "one it was computed against",
+    )
+    run.set_defaults(func=_cmd_run, progress=True)
 
     stage = sub.add_parser("stage", help="run one stage of a run (as a DAG task would)")
     stage.add_argument(
@@ -210,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
             "transform",
             "delta",
             "write",
+            "plan",
             "deliver",
             "commit",
             "report",
@@ -264,26 +382,53 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "approve", None) and (
+        args.total or args.dry_run or args.evaluation_date or args.run_id
+    ):
+        parser.error("--approve delivers a plan as it was made: it takes no other run options")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    _show_progress(quiet=args.quiet or not getattr(args, "progress", False), verbose=args.verbose)
     try:
         return int(args.func(args))
     except AutosynkError as exc:
-        print(f"error: {mask(str(exc))}", file=sys.stderr)
-        return 1
+        refused = isinstance(exc, SafetyError)
+        print(f"{'refused' if refused else 'error'}: {mask(str(exc))}", file=sys.stderr)
+        report = getattr(exc, "run_report", None)
+        if report:
+            if report.get("plan_id"):
+                print(f"plan: {report['plan_id']}")
+            print(f"report: {report['report']}")
+        return EXIT_REFUSED if refused else EXIT_FAILED
     except MemoryError:
         print(
             "error: out of memory: this register is too large for this machine's memory "
             "(see bench/RESULTS.md for sizes); nothing was delivered or committed",
             file=sys.stderr,
         )
-        return 1
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _show_progress(*, quiet: bool, verbose: bool) -> None:
+    """Progress lines (``autosynk.progress``) on standard output, unless ``-q``."""
+    progress = logging.getLogger("autosynk.progress")
+    for handler in list(progress.handlers):
+        progress.removeHandler(handler)
+    if quiet:
+        progress.setLevel(logging.WARNING)
+        return
+    progress.setLevel(logging.INFO)
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    progress.addHandler(handler)
+    progress.propagate = verbose
 
 
 if __name__ == "__main__":  # pragma: no cover

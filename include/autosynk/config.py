@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from autosynk.errors import ConfigError
+from autosynk.model import PRINCIPAL_ORDER, RELATION_ORDER
 from autosynk.yamlfile import parse_model
 
 CONFIG_ENV = "AUTOSYNK_CONFIG"
@@ -210,12 +211,71 @@ class FileFormat(Strict):
         return value
 
 
-class Safety(Strict):
-    """Refuse deltas that look like a catastrophe rather than a school night."""
+class Limit(Strict):
+    """One guard: how many adds, changes or removes of one type a run may carry.
 
-    #: largest share of delivered relations one night may remove
+    A count trips the guard when it is above ``max_rows``, or when it is at least
+    ``min_rows`` and more than ``max_share`` of what is delivered for the type (with
+    nothing delivered, any count of at least ``min_rows`` is more than any share).
+    """
+
+    #: largest share of what is delivered for the type (None: no share limit)
+    max_share: float | None = Field(0.15, ge=0)
+    #: counts below this never trip the share limit (an ordinary school day)
+    min_rows: int = Field(200, ge=0)
+    #: refuse above this many rows whatever the share (None: no absolute limit)
+    max_rows: int | None = Field(None, ge=0)
+
+
+class Limits(Strict):
+    """The limits of one type (or the defaults), per operation; unset = the default's."""
+
+    add: Limit | None = None
+    change: Limit | None = None
+    remove: Limit | None = None
+
+
+#: what a run's delta is guarded by, per operation, unless set otherwise
+DEFAULT_LIMITS = Limits(add=Limit(), change=Limit(), remove=Limit())
+
+
+class Guards(Strict):
+    """Guard limits: ``defaults`` per operation, and ``types`` overriding them for a
+    principals row type (``user``, ``class``, ``school``) or a relation type."""
+
+    defaults: Limits = DEFAULT_LIMITS
+    types: dict[str, Limits] = Field(default_factory=dict)
+
+    @field_validator("types")
+    @classmethod
+    def _known_types(cls, value: dict[str, Limits]) -> dict[str, Limits]:
+        for name, limits in value.items():
+            if name not in PRINCIPAL_ORDER and name not in RELATION_ORDER:
+                known = ", ".join((*PRINCIPAL_ORDER, *RELATION_ORDER))
+                raise ValueError(f"unknown type {name!r}; known: {known}")
+            if name in RELATION_ORDER and limits.change is not None:
+                raise ValueError(f"{name}: relations are added or removed, never changed")
+        return value
+
+    def limit(self, type_name: str, operation: str) -> Limit:
+        """The limit for ``operation`` (add | change | remove) of ``type_name``."""
+        own = self.types.get(type_name)
+        found = getattr(own, operation) if own is not None else None
+        if found is None:
+            found = getattr(self.defaults, operation)
+        return found if found is not None else getattr(DEFAULT_LIMITS, operation)
+
+
+class Safety(Guards):
+    """Refuse deltas that look like a catastrophe rather than a school night.
+
+    A refused run delivers nothing and leaves the staging state as it was; its plan can be
+    approved (``autosynk run --approve PLAN``, or the approval task in Airflow).
+    """
+
+    #: largest share of all delivered relations one night may remove (all types together)
     max_remove_fraction: float = Field(0.15, ge=0, le=1)
-    #: the guard only applies once at least this many relations would go
+    #: that guard only applies once at least this many relations would go
     min_removes_to_guard: int = Field(200, ge=0)
 
 

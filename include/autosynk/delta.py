@@ -31,8 +31,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from autosynk.errors import SafetyError
-
 PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash", "row"]
 DELIVERED_PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash"]
 RELATION_COLUMNS = ["type", "a", "b"]
@@ -57,6 +55,9 @@ class TableDelta:
     tonight_principals: int
     tonight_relations: int
     counts: dict[str, int] = field(default_factory=dict)
+    #: per principals row type (new, changed, dropped, delivered) and per relation type
+    #: (add, remove, delivered): what the guards measure
+    by_type: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
 
 def diff(
@@ -198,6 +199,7 @@ def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
         "delivered_relations_before": delivered_relations,
     }
     return TableDelta(
+        by_type=_by_type(con, "rel" if relation_diff is None else "relation_diff WHERE added"),
         principals=to_send,
         adds=adds,
         removes=removes,
@@ -207,6 +209,31 @@ def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
         tonight_relations=tonight_relations,
         counts=counts,
     )
+
+
+def _by_type(
+    con: duckdb.DuckDBPyConnection, added_from: str
+) -> dict[str, dict[str, dict[str, int]]]:
+    """Counts per principals row type and per relation type, zeros filled in."""
+    queries = {
+        "principals": {
+            "new": "SELECT kind, count(*) FROM send WHERE new GROUP BY kind",
+            "changed": "SELECT kind, count(*) FROM send WHERE NOT new GROUP BY kind",
+            "dropped": "SELECT kind, count(*) FROM dropped GROUP BY kind",
+            "delivered": "SELECT kind, count(*) FROM dp GROUP BY kind",
+        },
+        "relations": {
+            "add": f"SELECT type, count(*) FROM {added_from} GROUP BY type",  # noqa: S608
+            "remove": "SELECT type, count(*) FROM gone WHERE NOT forget AND NOT hold GROUP BY type",
+            "delivered": "SELECT type, count(*) FROM dr GROUP BY type",
+        },
+    }
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for scope, measures in queries.items():
+        found = {m: dict(con.execute(sql).fetchall()) for m, sql in measures.items()}
+        types = sorted({t for values in found.values() for t in values})
+        out[scope] = {t: {m: int(found[m].get(t, 0)) for m in measures} for t in types}
+    return out
 
 
 def _relation_diff(inputs: _Inputs, forgotten: pa.Table) -> pa.Table:
@@ -232,7 +259,7 @@ def _relation_diff(inputs: _Inputs, forgotten: pa.Table) -> pa.Table:
 _PRINCIPAL_DIFF = """
     CREATE TEMP TABLE principal_diff AS
     SELECT * FROM (
-        SELECT t.n, t.key, d.kind AS old_kind, d.key AS old_key, d.key IS NULL AS new,
+        SELECT t.n, t.key, t.kind, d.kind AS old_kind, d.key AS old_key, d.key IS NULL AS new,
                t.key IS NOT NULL AND (d.key IS NULL OR t.hash IS DISTINCT FROM d.hash)
                    AS changed,
                coalesce(d.key IN (SELECT key FROM forgotten_rows), false) AS forget,
@@ -257,7 +284,7 @@ _KEY_SETS = """
     CREATE TEMP TABLE held AS
         SELECT old_key AS key FROM principal_diff WHERE quarantined AND NOT forget;
     CREATE TEMP TABLE send AS
-        SELECT n, new FROM principal_diff
+        SELECT n, new, kind FROM principal_diff
         WHERE changed AND key NOT IN (SELECT key FROM forgotten);
 """
 
@@ -368,18 +395,3 @@ def _key_table(values: Iterable[str]) -> pa.Table:
 def arrow_table(frame: pd.DataFrame, columns: list[str]) -> pa.Table:
     """``columns`` of ``frame`` as an Arrow table of strings (empty frames included)."""
     return pa.table({c: pa.array(frame[c], pa.string()) for c in columns})
-
-
-def guard_mass_removal(delta: TableDelta, max_fraction: float, min_removes: int) -> None:
-    """Refuse a delta that would remove more than ``max_fraction`` of delivered relations."""
-    removed = delta.counts["relations_removed"]
-    before = delta.counts["delivered_relations_before"]
-    if removed < max(min_removes, 1) or before == 0:
-        return
-    if removed / before > max_fraction:
-        raise SafetyError(
-            f"refused: tonight would remove {removed} of {before} delivered relations "
-            f"({removed / before:.0%}, limit {max_fraction:.0%}). If the register really "
-            "changed this much (e.g. the school-year change), rerun with --allow-mass-removal "
-            "(Airflow: trigger with param allow_mass_removal=true)"
-        )

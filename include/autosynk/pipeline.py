@@ -24,12 +24,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from autosynk import delta as delta_engine
+from autosynk import plans
 from autosynk.config import DirectoryTarget, RunConfig, SftpTarget
 from autosynk.delivery import DeliveryRecord
-from autosynk.errors import DeliveryError, SourceError, StateError
+from autosynk.errors import ConfigError, DeliveryError, SourceError, StateError
 from autosynk.identity import mask
 from autosynk.mapping.engine import QuarantineEntry, map_register
 from autosynk.mapping.spec import load_mapping
+from autosynk.progress import stage
 from autosynk.records import read_typed_snapshot
 from autosynk.register import collector_paused
 from autosynk.sources import ENTITIES
@@ -101,20 +103,67 @@ def _run_or_fail(st: Staging, run_id: str) -> dict[str, Any]:
 # -- stages -----------------------------------------------------------------------------
 
 
+def evaluation_date_for(cfg: RunConfig, given: str | dt.date | None = None) -> str:
+    """The date the register is evaluated at: ``given``, else today where the run is."""
+    if given is None or given == "":
+        return local_now(cfg).date().isoformat()
+    if isinstance(given, dt.date):
+        return given.isoformat()
+    try:
+        return dt.date.fromisoformat(str(given).strip()).isoformat()
+    except ValueError:
+        raise ConfigError(f"evaluation date {given!r} is not a date (YYYY-MM-DD)") from None
+
+
+@stage("prepare", lambda result: None)
 def prepare(
-    cfg: RunConfig, run_id: str, kind: str = "nightly", dag_run_id: str | None = None
+    cfg: RunConfig,
+    run_id: str,
+    kind: str = "nightly",
+    dag_run_id: str | None = None,
+    *,
+    evaluation_date: str | dt.date | None = None,
 ) -> dict[str, Any]:
-    """Migrate staging, take the run lock, open the ledger row and the work directory."""
+    """Migrate staging, take the run lock, open the ledger row and the work directory.
+
+    ``evaluation_date`` (default: today in the configured time zone) is recorded in the
+    run ledger; the transform evaluates the register at it. A retry keeps the first one.
+    """
     st = staging_for(cfg)
     revision = st.upgrade()
     st.acquire(run_id, cfg.staging.lock_wait_seconds)
     st.start_run(run_id, kind, dag_run_id)
+    run = _run_or_fail(st, run_id)
+    date = run["evaluation_date"]
+    if date is None:
+        date = evaluation_date_for(cfg, evaluation_date)
+        st.update_run(run_id, evaluation_date=date)
     ws = workspace_for(cfg, run_id)
     ws.root.mkdir(parents=True, exist_ok=True)
-    log.info("run %s: staging at revision %s, work directory %s", run_id, revision, ws.root)
-    return {"run_id": run_id, "work_dir": str(ws.root), "staging_revision": revision}
+    log.info(
+        "run %s: staging at revision %s, register evaluated at %s, work directory %s",
+        run_id,
+        revision,
+        date,
+        ws.root,
+    )
+    return {
+        "run_id": run_id,
+        "work_dir": str(ws.root),
+        "staging_revision": revision,
+        "evaluation_date": date,
+    }
 
 
+def _extracted(result: dict[str, Any]) -> tuple[int, str]:
+    """Records where the source counted them, else bytes (files are counted when mapped)."""
+    records = [result[name] for name in (*ENTITIES, "directory_entries") if name in result]
+    if records:
+        return sum(records), "records"
+    return sum(v for k, v in result.items() if k.endswith("_bytes")), "bytes"
+
+
+@stage("extract", _extracted)
 def extract(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     """Take the night's snapshot from the register (and the directory) into ``extract/``."""
     st = staging_for(cfg)
@@ -130,11 +179,13 @@ def extract(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     return counts
 
 
+@stage("transform", lambda result: (result["principals"] + result["relations"], "rows"))
 @collector_paused()
 def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     """Map and validate the snapshot into ``mapped/`` (principals, relations, quarantine)."""
     st = staging_for(cfg)
     st.acquire(run_id, cfg.staging.lock_wait_seconds)
+    run = _run_or_fail(st, run_id)
     ws = workspace_for(cfg, run_id)
     mapping = load_mapping(cfg.mapping)
     with ws.local_dir("extract") as folder:
@@ -146,7 +197,7 @@ def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
             f"the register snapshot has no {', '.join(empty)}: refusing to treat an empty "
             "export as a night in which everyone left"
         )
-    today = local_now(cfg).date().isoformat()
+    today = run["evaluation_date"] or evaluation_date_for(cfg)
     mapped = map_register(snapshot, mapping, cfg.organisation_id, today, cfg.encoding, consume=True)
     sizes = {f"snapshot_{name}": len(snapshot.entities[name]) for name in ENTITIES}
     del snapshot  # the register's records: the largest thing in memory, no longer needed
@@ -243,11 +294,19 @@ def _dup_entry(kind: str, source_id: str) -> QuarantineEntry:
     return QuarantineEntry(entity, source_id, "external id or identity number is not unique")
 
 
+def _to_send(result: dict[str, Any]) -> tuple[int, str]:
+    keys = ("to_send_principals", "to_send_adds", "to_send_removes")
+    return sum(int(result[k]) for k in keys), "rows to send"
+
+
+@stage("delta", _to_send)
 @collector_paused()
-def compute_delta(
-    cfg: RunConfig, run_id: str, *, allow_mass_removal: bool = False, total: bool = False
-) -> dict[str, Any]:
-    """Compare with the delivered state; write ``delta/``. Frozen once the package exists."""
+def compute_delta(cfg: RunConfig, run_id: str, *, total: bool = False) -> dict[str, Any]:
+    """Compare with the delivered state; write ``delta/``. Frozen once the package exists.
+
+    The guards judge the delta later, in the plan (:mod:`autosynk.plans`), once its
+    package is built: a refused run keeps the exact bytes a person may approve.
+    """
     st = staging_for(cfg)
     st.acquire(run_id, cfg.staging.lock_wait_seconds)
     run = _run_or_fail(st, run_id)
@@ -266,10 +325,6 @@ def compute_delta(
         protected_source_ids=protected["source_id"],
         protected_keys=protected["key"],
     )
-    if not allow_mass_removal:
-        delta_engine.guard_mass_removal(
-            result, cfg.safety.max_remove_fraction, cfg.safety.min_removes_to_guard
-        )
     # Where every row of tonight's file is to be sent (a first night, a total), the file
     # itself is the delta file: linked or copied, not decoded and encoded again.
     sent = None if result.principals is None else _parquet(result.principals)
@@ -288,7 +343,9 @@ def compute_delta(
         to_send_adds=result.tonight_relations if total else counts["relations_added"],
         to_send_removes=result.removes.num_rows,
     )
-    ws.write_json({"counts": counts, "base_run": base_run}, "delta", "delta.json")
+    ws.write_json(
+        {"counts": counts, "by_type": result.by_type, "base_run": base_run}, "delta", "delta.json"
+    )
     st.update_run(run_id, status="delta", base_run=base_run)
     return counts
 
@@ -338,6 +395,7 @@ _STATE_FILES = (
 )
 
 
+@stage("write", lambda result: (len(result.get("files", [])), "files"))
 @collector_paused()
 def write(
     cfg: RunConfig,
@@ -416,14 +474,62 @@ def _taken_on_target(cfg: RunConfig) -> Callable[[str], bool]:
     return lambda stem: False
 
 
-def deliver(cfg: RunConfig, run_id: str, *, uploader: Uploader | None = None) -> dict[str, Any]:
-    """Deliver the run's package and verify it arrived (same size and sha256)."""
+@stage("plan", lambda result: (sum(result["totals"].values()), "changes"))
+def plan(
+    cfg: RunConfig, run_id: str, *, dry_run: bool = False, allow_mass_removal: bool = False
+) -> dict[str, Any]:
+    """The run's plan: its frozen package judged by the guards (:mod:`autosynk.plans`).
+
+    The plan's report is written at once, so a refused plan can be read before anyone
+    approves it.
+    """
+    outline = plans.make_plan(cfg, run_id, dry_run=dry_run, allow_mass_removal=allow_mass_removal)
+    return with_report(cfg, run_id, outline)
+
+
+def with_report(cfg: RunConfig, run_id: str, outline: dict[str, Any]) -> dict[str, Any]:
+    """A plan's outline with its report written and named, and its text for people."""
+    where = write_report(cfg, run_id)
+    log.info(
+        "run %s: plan %s is %s; report: %s", run_id, outline["plan_id"], outline["status"], where
+    )
+    plan_made = _run_or_fail(staging_for(cfg), run_id)["plan"]
+    return {**outline, "report": where, "body": plans.describe(plan_made, where)}
+
+
+def write_report(cfg: RunConfig, run_id: str) -> str:
+    """Write the run's summary and HTML report as they stand; returns the report's path."""
+    from autosynk.report import write_reports
+
+    st = staging_for(cfg)
+    written = write_reports(cfg, st, _run_or_fail(st, run_id), workspace_for(cfg, run_id))
+    return str(written["html"])
+
+
+@stage("deliver", lambda result: (result["delivered"], "files"))
+def deliver(
+    cfg: RunConfig,
+    run_id: str,
+    *,
+    uploader: Uploader | None = None,
+    approved_by: str | None = None,
+) -> dict[str, Any]:
+    """Deliver the run's package and verify it arrived (same size and sha256).
+
+    Only a plan that passed its guards, or one a person approved (``approved_by``), is
+    delivered, and only while the delivered state is the one it was computed against.
+    """
     st = staging_for(cfg)
     st.acquire(run_id, cfg.staging.lock_wait_seconds)
     run = _run_or_fail(st, run_id)
     package = run["package"]
     if package is None:
         raise StateError(f"run {run_id} has no package yet: run the write stage first")
+    if run["status"] not in ("delivered", "committed") and not plans.ready_to_deliver(
+        cfg, st, run, approved_by
+    ):
+        log.info("run %s: a dry run delivers nothing", run_id)
+        return {"delivered": 0, "dry_run": True}
     if package.get("nothing_to_deliver"):
         st.update_run(run_id, status="delivered")
         return {"delivered": 0, "nothing_to_deliver": True}
@@ -476,6 +582,12 @@ def _default_uploader(cfg: RunConfig) -> Uploader:
     raise StateError(f"unsupported target {target!r}")  # pragma: no cover
 
 
+def _committed_rows(result: dict[str, Any]) -> tuple[int, str]:
+    keys = ("principal_upserts", "principal_deletes", "relation_adds", "relation_removes")
+    return sum(int(result.get(k, 0)) for k in keys), "rows"
+
+
+@stage("commit", _committed_rows)
 @collector_paused()
 def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     """Advance the delivered state to what this run delivered (one transaction)."""
@@ -485,6 +597,8 @@ def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     if run["status"] == "committed":
         _advance_delivered_copy(cfg, st, run)
         return {"committed": False, "already_committed": True}
+    if run["status"] == "dry-run":
+        return {"committed": False, "dry_run": True}
     ws = workspace_for(cfg, run_id)
     frames = [_read_frame(ws, "package", "state", name) for name in _STATE_FILES]
     changes = Changes(*frames)
@@ -502,21 +616,23 @@ def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
 def report(
     cfg: RunConfig, run_id: str, *, failed: str | None = None, release: bool = True
 ) -> dict[str, Any]:
-    """Write ``run-summary.json`` and release the run lock."""
-    from autosynk.report import build_summary, write_summary
-
+    """Write ``run-summary.json`` and ``report.html``, and release the run lock."""
     st = staging_for(cfg)
     run = _run_or_fail(st, run_id)
     if failed and run["status"] != "committed":
         st.update_run(run_id, status="failed", message=failed[:2000])
         run = _run_or_fail(st, run_id)
-    summary = build_summary(cfg, st, run, workspace_for(cfg, run_id))
-    where = write_summary(cfg, workspace_for(cfg, run_id), summary)
+    from autosynk.report import write_reports
+
+    written = write_reports(cfg, st, run, workspace_for(cfg, run_id))
+    summary = written["data"]
     st.update_run(run_id, ended_at=dt.datetime.now(dt.UTC), counts=summary["counts"])
     if release:
         st.release(run_id)
     return {
-        "summary": where,
+        "summary": written["summary"],
+        "report": written["html"],
         "status": summary["status"],
+        "plan_id": summary["plan"]["plan_id"] if summary["plan"] else None,
         "nothing_to_deliver": summary["nothing_to_deliver"],
     }

@@ -65,6 +65,9 @@ def build_summary(
         "kind": run["kind"],
         "status": status,
         "municipality": cfg.municipality,
+        "evaluation_date": run.get("evaluation_date"),
+        "plan": run.get("plan"),
+        "stages": run.get("stages") or {},
         "started_at": _iso(run.get("started_at")),
         "committed_at": _iso(run.get("committed_at")),
         "message": run.get("message"),
@@ -90,21 +93,64 @@ def _iso(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def write_summary(cfg: RunConfig, ws: RunWorkspace, summary: dict[str, Any]) -> str:
+def history(st: Staging, limit: int = 30) -> list[dict[str, Any]]:
+    """Adds, changes and removes of the last ``limit`` runs that made a delta, oldest first."""
+    points = []
+    for run in st.recent_runs(limit):
+        plan, counts = run.get("plan"), (run.get("counts") or {}).get("delta")
+        if plan:
+            totals = plan["totals"]
+        elif counts:  # runs from before plans were kept
+            totals = {
+                "adds": counts.get("principals_new", 0) + counts.get("relations_added", 0),
+                "changes": counts.get("principals_changed", 0),
+                "removes": counts.get("principals_dropped", 0) + counts.get("relations_removed", 0),
+            }
+        else:
+            continue
+        points.append(
+            {
+                "run_id": run["run_id"],
+                "status": run["status"],
+                "started_at": _iso(run["started_at"]),
+                **totals,
+            }
+        )
+    return points
+
+
+def write_reports(
+    cfg: RunConfig, st: Staging, run: dict[str, Any], ws: RunWorkspace
+) -> dict[str, Any]:
+    """``run-summary.json`` and ``report.html`` in the run's work directory (and, for a
+    local-folder target, beside the files). Returns both paths and the summary."""
+    from autosynk.report_html import render
+
+    summary = build_summary(cfg, st, run, ws)
     data = json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
-    ws.write_bytes(data + b"\n", "run-summary.json")
-    where = str(ws.path("run-summary.json"))
+    page = render(summary, history(st)).encode()
+    names = {"summary": "run-summary.json", "html": "report.html"}
+    contents = {"summary": data + b"\n", "html": page}
+    written: dict[str, Any] = {}
+    for what, name in names.items():
+        ws.write_bytes(contents[what], name)
+        written[what] = str(ws.path(name))
     if isinstance(cfg.target, DirectoryTarget):
         folder = cfg.target.path
+        run_dir = safe_run_dir(ws.run_id)
         try:
-            write_private(folder / f"run-summary-{safe_run_dir(ws.run_id)}.json", data + b"\n")
-            write_private(folder / "run-summary.json", data + b"\n")
-            where = str(folder / "run-summary.json")
+            for what, name in names.items():
+                stem, suffix = name.rsplit(".", 1)
+                write_private(folder / f"{stem}-{run_dir}.{suffix}", contents[what])
+                write_private(folder / name, contents[what])
+                written[what] = str(folder / name)
         except OSError as exc:  # the target itself may be what failed tonight
             log.warning(
-                "run summary not written to %s (%s); it is in %s",
+                "run summary and report not written to %s (%s); they are in %s",
                 folder,
                 exc.strerror or exc,
-                where,
+                ws.path(),
             )
-    return where
+            written = {what: str(ws.path(name)) for what, name in names.items()}
+    written["data"] = summary
+    return written

@@ -5,6 +5,7 @@ Nothing here runs at DAG parse time: the DAG files only reference these function
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -13,6 +14,7 @@ from autosynk.errors import ConfigError
 from autosynk.pipeline import Uploader
 
 CONFIG_VARIABLE = "autosynk_config"
+log = logging.getLogger("autosynk")
 
 
 def config_path() -> str:
@@ -69,16 +71,43 @@ def airflow_uploader(cfg: RunConfig) -> Uploader | None:
     return lambda files: deliver_with_sftp_hook(conn_id, files, remote_dir)
 
 
-def report_and_judge(cfg: RunConfig, run_id: str) -> dict[str, Any]:
-    """Write the summary, release the lock, and fail the DAG run unless the night committed."""
-    from autosynk import pipeline
+def report_and_judge(
+    cfg: RunConfig, run_id: str, approval: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Write the report, release the lock, and fail the DAG run unless the night committed
+    (or was a dry run). A plan still waiting here was rejected or not answered in time."""
+    from autosynk import pipeline, plans
     from autosynk.errors import AutosynkError
+    from autosynk.identity import mask
+    from autosynk.staging.store import AWAITING_APPROVAL
 
     run = pipeline.staging_for(cfg).get_run(run_id)
     status = run["status"] if run else "not started"
-    if status == "committed":
-        return pipeline.report(cfg, run_id)
-    message = f"the night stopped after stage status {status!r}; see the failed task's log"
-    if run is not None:
-        pipeline.report(cfg, run_id, failed=message)
-    raise AutosynkError(message)
+    if status in ("committed", "dry-run"):
+        result = pipeline.report(cfg, run_id)
+        log.info("report: %s", result["report"])
+        return result
+    if run is None:
+        raise AutosynkError("the night stopped before it started; see the failed task's log")
+    if status in AWAITING_APPROVAL:
+        reason = _why_not_approved(approval)
+        plans.reject(cfg, run_id, reason)
+        result = pipeline.report(cfg, run_id)
+        raise AutosynkError(
+            f"refused: plan {run['plan_id']} {reason}; nothing was delivered; "
+            f"report: {result['report']}"
+        )
+    reason = run["message"] or f"the night stopped after stage status {status!r}"
+    result = pipeline.report(cfg, run_id, failed=reason)
+    raise AutosynkError(
+        f"failed: {mask(reason)}; nothing was committed; report: {result['report']}"
+    )
+
+
+def _why_not_approved(answer: dict[str, Any] | None) -> str:
+    if not answer:
+        return "was not approved"
+    if answer.get("timedout"):
+        return "was not answered in time"
+    user = (answer.get("responded_by_user") or {}).get("name") or "a user"
+    return f"was rejected by {user}"

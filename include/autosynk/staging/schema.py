@@ -83,6 +83,11 @@ run = Table(
     Column("counts", Text, nullable=True),  # JSON
     Column("committed_at", DateTime(timezone=True), nullable=True),
     Column("message", Text, nullable=True),
+    Column("evaluation_date", String(10), nullable=True),  # YYYY-MM-DD the register was read at
+    Column("plan_id", String(40), nullable=True),
+    Column("plan", Text, nullable=True),  # JSON: counts, guards, base state (autosynk.plans)
+    Column("stages", Text, nullable=True),  # JSON: seconds and rows per stage
+    Index("ix_run_plan_id", "plan_id", unique=True),
 )
 
 #: the delivery ledger: what arrived where

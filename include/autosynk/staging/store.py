@@ -32,6 +32,8 @@ from autosynk.staging import history as key_history
 from autosynk.staging import schema
 
 LOCK_NAME = "staging"
+#: run statuses of a plan that waits for a person's approval
+AWAITING_APPROVAL = ("refused", "awaiting-approval")
 _BATCH = 20_000
 _BULK = 200_000
 
@@ -127,12 +129,30 @@ class Staging:
                     sa.select(table.c.run_id, table.c.acquired_at).where(table.c.name == LOCK_NAME)
                 ).one()
             if time.monotonic() >= deadline:
-                raise LockError(
-                    f"staging is locked by run {holder.run_id} (since {holder.acquired_at}); "
-                    "runs never overlap. If that run is no longer running, release it with "
-                    f"`autosynk unlock {holder.run_id}`"
-                )
+                raise LockError(self._locked_message(holder.run_id, holder.acquired_at))
             time.sleep(min(5.0, max(0.1, deadline - time.monotonic())))
+
+    def _locked_message(self, holder: str, since: Any) -> str:
+        """Who holds the lock and what it is doing, so the operator knows what to do."""
+        run = self.get_run(holder)
+        status = run["status"] if run else None
+        if run is not None and status in AWAITING_APPROVAL:
+            return (
+                f"staging is locked by run {holder} (waiting for approval of plan "
+                f"{run['plan_id']}, since {since}); runs never "
+                "overlap. Approve or reject that plan first (in Airflow: the run's approval "
+                "task); if that run is dead, release it with "
+                f"`autosynk unlock {holder}`"
+            )
+        if status == "approved":
+            return (
+                f"staging is locked by run {holder} (delivering its approved plan, since "
+                f"{since}); runs never overlap: try again when it has finished"
+            )
+        return (
+            f"staging is locked by run {holder} (since {since}); runs never overlap. If that "
+            f"run is no longer running, release it with `autosynk unlock {holder}`"
+        )
 
     def release(self, run_id: str) -> bool:
         table = schema.run_lock
@@ -181,13 +201,56 @@ class Staging:
             row = conn.execute(sa.select(table).where(table.c.run_id == run_id)).mappings().first()
         if row is None:
             return None
-        out = dict(row)
-        for field in ("package", "counts"):
-            out[field] = json.loads(out[field]) if out[field] else None
-        return out
+        return _decoded(dict(row))
+
+    def run_by_plan(self, plan_id: str) -> dict[str, Any] | None:
+        table = schema.run
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(table).where(table.c.plan_id == plan_id)).mappings().first()
+            )
+        return None if row is None else _decoded(dict(row))
+
+    def record_stage(
+        self, run_id: str, stage: str, seconds: float, amount: tuple[int, str] | None
+    ) -> None:
+        """Keep a stage's time and rows in the run ledger (a retry replaces them)."""
+        table = schema.run
+        with self.engine.begin() as conn:
+            found = conn.execute(sa.select(table.c.stages).where(table.c.run_id == run_id)).first()
+            if found is None:
+                return
+            stages = json.loads(found.stages) if found.stages else {}
+            stages[stage] = {
+                "seconds": round(seconds, 3),
+                "count": None if amount is None else amount[0],
+                "unit": None if amount is None else amount[1],
+            }
+            conn.execute(
+                table.update().where(table.c.run_id == run_id).values(stages=json.dumps(stages))
+            )
+
+    def recent_runs(self, limit: int = 30) -> list[dict[str, Any]]:
+        """The last ``limit`` runs, oldest first, with their counts (for the report's chart)."""
+        table = schema.run
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(
+                    table.c.run_id,
+                    table.c.kind,
+                    table.c.status,
+                    table.c.started_at,
+                    table.c.plan,
+                    table.c.counts,
+                )
+                .order_by(table.c.started_at.desc())
+                .limit(limit)
+            ).mappings()
+            found = [_decoded(dict(r)) for r in rows]
+        return found[::-1]
 
     def update_run(self, run_id: str, **values: Any) -> None:
-        for field in ("package", "counts"):
+        for field in _JSON_FIELDS:
             if field in values and not isinstance(values[field], str | None):
                 values[field] = json.dumps(values[field], sort_keys=True)
         table = schema.run
@@ -457,6 +520,16 @@ class Staging:
                 )
             ).all()
         return key_history.ordered(found, {run_id: at for run_id, at in committed})
+
+
+_JSON_FIELDS = ("package", "counts", "plan", "stages")
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    for field in _JSON_FIELDS:
+        if field in row:
+            row[field] = json.loads(row[field]) if row[field] else None
+    return row
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:

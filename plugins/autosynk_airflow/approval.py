@@ -1,0 +1,75 @@
+"""The approval task: Airflow's human-in-the-loop ``ApprovalOperator`` over a run's plan.
+
+A plan that passed its guards needs nobody: the task skips itself and the night goes on.
+A refused plan (or one that always needs approval, as the school-year change's) waits in
+the UI's *Required actions* with the plan as its body: counts, what tripped, the report's
+path. *Approve* lets the deliver task send exactly that plan's files; *Reject*, or no
+answer within the response timeout, skips delivery and the run ends rejected.
+
+The timeout is read from ``AUTOSYNK_APPROVAL_TIMEOUT_HOURS`` when the DAG is parsed (an
+environment variable, never a Variable or Connection); default 23 hours, so a plan
+refused at night can be approved the next working day before the next night starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import BaseNotifier
+from airflow.sdk.exceptions import AirflowSkipException
+
+TIMEOUT_ENV = "AUTOSYNK_APPROVAL_TIMEOUT_HOURS"
+DEFAULT_TIMEOUT_HOURS = 23.0
+
+
+def approval_timeout() -> dt.timedelta:
+    """How long a plan waits for a person before it counts as rejected."""
+    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    try:
+        hours = float(text) if text else DEFAULT_TIMEOUT_HOURS
+    except ValueError:
+        hours = DEFAULT_TIMEOUT_HOURS
+    return dt.timedelta(hours=max(hours, 0.001))
+
+
+class PlanApprovalOperator(ApprovalOperator):
+    """Wait for a person only when the plan (the ``plan_task``'s XCom) needs one."""
+
+    def __init__(
+        self,
+        *,
+        plan_task: str = "plan",
+        notifiers: list[BaseNotifier] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("subject", "autosynk: a plan waits for your approval")
+        kwargs.setdefault("body", "{{ ti.xcom_pull(task_ids='" + plan_task + "')['body'] }}")
+        super().__init__(
+            defaults="Reject",
+            response_timeout=approval_timeout(),
+            notifiers=notifiers,
+            **kwargs,
+        )
+        self.plan_task = plan_task
+
+    def execute(self, context: Any) -> Any:
+        plan = context["ti"].xcom_pull(task_ids=self.plan_task) or {}
+        if not plan.get("needs_approval"):
+            raise AirflowSkipException(
+                "the plan passed its guards: no approval needed"
+                if not plan.get("dry_run")
+                else "a dry run: nothing to approve"
+            )
+        return super().execute(context)
+
+
+def approver(answer: dict[str, Any] | None) -> str | None:
+    """Who approved, from the approval task's XCom (None: no approval was asked for)."""
+    if not answer or "Approve" not in (answer.get("chosen_options") or []):
+        return None
+    user = answer.get("responded_by_user") or {}
+    name = user.get("name") or user.get("id") or "unknown user"
+    return f"airflow:{name}"
