@@ -76,6 +76,16 @@ def mask(value: object) -> str:
     return _MASKABLE.sub(_mask_match, text)
 
 
+def mask_shaped(value: object) -> str:
+    """Mask everything shaped like an identity number, valid or not.
+
+    For text that quotes the identity-number fields of Unikum files (the checker of those
+    files): a number there with a wrong check digit is most likely a real one mistyped.
+    """
+    text = "" if value is None else str(value)
+    return _MASKABLE.sub(lambda m: f"{m.group(1)}{m.group(2)}****", text)
+
+
 def _mask_match(match: re.Match[str]) -> str:
     date_part, sign, tail = match.groups()
     if _is_identity(date_part, sign, tail):
