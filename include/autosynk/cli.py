@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,10 +55,13 @@ def run_night(
         stages["deliver"] = pipeline.deliver(cfg, run_id)
         if commit:
             stages["commit"] = pipeline.commit(cfg, run_id)
-    except AutosynkError as exc:
-        with contextlib.suppress(AutosynkError):
-            pipeline.report(cfg, run_id, failed=mask(str(exc)))
-        raise
+    except Exception as exc:
+        from autosynk.failure_report import end_run
+
+        error = end_run(cfg, run_id, exc, kind="total" if total else "nightly")
+        if error is exc:
+            raise
+        raise error from exc
     stages["report"] = pipeline.report(cfg, run_id)
     return stages
 
@@ -272,8 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except AutosynkError as exc:
-        print(f"error: {mask(str(exc))}", file=sys.stderr)
-        return 1
+        return _one_line_error(exc, args.verbose)
     except MemoryError:
         print(
             "error: out of memory: this register is too large for this machine's memory "
@@ -284,6 +287,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a failure not foreseen by type: still one line, no traceback
+        return _one_line_error(exc, args.verbose)
+
+
+def _one_line_error(exc: BaseException, verbose: bool) -> int:
+    """``error: <one line>`` on stderr (the traceback before it with ``-v``), the run
+    summary's path on stdout, exit code 1."""
+    from autosynk.failure_report import explain, one_line
+
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    known = explain(exc)
+    if known is not None:
+        text = str(known)  # several lines only where a configuration has several problems
+    else:
+        hint = "" if verbose else " (run with -v for the traceback)"
+        text = f"unexpected {type(exc).__name__}: {one_line(exc)}{hint}"
+    print(f"error: {mask(text)}", file=sys.stderr)
+    for note in getattr(exc, "__notes__", ()):
+        print(f"  {note}")
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover
