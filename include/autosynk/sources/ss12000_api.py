@@ -13,6 +13,14 @@ over a changed one, because deletions are read after the changes). The cache is 
 only after the merged snapshot is complete. The changes and one cached endpoint at a time
 are held in memory while merging.
 
+Client credentials (``token_auth``) go by HTTP Basic (``basic``), as form fields (``post``),
+or (``auto``) by Basic first and as form fields once the token endpoint answers 400, 401 or
+422; what worked is logged once and kept for the run. A later page is asked for with the
+query next to its page token, so servers whose tokens are plain offsets keep ``limit``,
+``expand`` and ``meta.modified.after``; a server that refuses that gets the token alone
+(see :meth:`SS12000Client._next_page`). A refused token or page is reported with the HTTP
+status and the start of what the server said (:func:`answer_excerpt`).
+
 ``/deletedEntities`` may answer with a flat list (``{"data": [{"id", "entityType"}]}``) or
 an object of per-type lists (``{"data": {"persons": ["id", ...], ...}}``); both are read.
 """
