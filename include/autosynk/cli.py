@@ -306,7 +306,8 @@ def _one_line_error(exc: BaseException, verbose: bool) -> int:
         text = f"unexpected {type(exc).__name__}: {one_line(exc)}{hint}"
     print(f"error: {mask(text)}", file=sys.stderr)
     for note in getattr(exc, "__notes__", ()):
-        print(f"  {note}")
+        if str(note).startswith("summary: "):  # added by autosynk.failure_report.end_run
+            print(f"  {note}")
     return 1
 
 
