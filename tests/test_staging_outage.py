@@ -94,7 +94,7 @@ def test_staging_lost_between_stages_then_the_failed_stage_is_retried(
 ):
     # the register answers its last list slowly; the database goes away meanwhile, so the
     # snapshot is taken but the run ledger cannot record it
-    fault = Fault("slow", "/activities", seconds=3.0)
+    fault = Fault("slow", "/activities", seconds=5.0)  # ample time to stop PostgreSQL
     plan = FaultPlan([fault])
     server = start_ss12000(tiny.write(tmp_path / "served"), plan)
     monkeypatch.setenv("TEST_SS12000_SECRET", CLIENT_SECRET)
@@ -105,7 +105,7 @@ def test_staging_lost_between_stages_then_the_failed_stage_is_retried(
         "client_id": CLIENT_ID,
         "client_secret_env": "TEST_SS12000_SECRET",
         "page_size": 2,
-        "timeout_seconds": 10.0,
+        "timeout_seconds": 20.0,
     }
     config = str(write_config(tmp_path, private_postgres.url, source))
 
