@@ -6,11 +6,18 @@ staging state exactly as it was; the next night then delivers the right delta.
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 import yaml
 
 from autosynk.cli import main
 from autosynk.config import load_config
+from autosynk.demo.generate import generate
+from autosynk.demo.mutate import mutate
+from autosynk.sources import ENTITIES
 from autosynk.ss12000_server import Fault, FaultPlan
 from autosynk.staging.store import Staging
 from tests import tiny_register as tiny
@@ -108,3 +115,99 @@ def test_wrong_credentials_name_the_token_endpoint(tmp_path, start_ss12000, caps
     assert main(["run", "--config", config]) == 1
     assert "token" in capsys.readouterr().err
     assert relations(config) == set()
+
+
+# --- servers met in the wild -------------------------------------------------------------------
+
+#: label -> (server's client authentication, its page tokens, our page size)
+SERVERS = {
+    "well-behaved, one page per list": ("any", "opaque", 10000),
+    "form fields only, offset tokens, one page per list": ("post", "offset", 10000),
+    "form fields only, offset tokens, pages of 7": ("post", "offset", 7),
+    "well-behaved, pages of 7": ("any", "opaque", 7),
+}
+
+
+def serve_day(server, before: Path, after: Path) -> int:
+    """Serve a day's changes: what ``after`` holds differently from ``before`` is put
+    (stamped now, so an incremental read sees it), what it no longer holds is deleted."""
+    changes = 0
+    for name in ENTITIES:
+        old = {e["id"]: e for e in json.loads((before / f"{name}.json").read_bytes())["data"]}
+        new = {e["id"]: e for e in json.loads((after / f"{name}.json").read_bytes())["data"]}
+        for entity_id, entity in new.items():
+            if old.get(entity_id) != entity:
+                server.put(name, entity)
+                changes += 1
+        for entity_id in old.keys() - new.keys():
+            server.delete(name, entity_id)
+            changes += 1
+    return changes
+
+
+def delivered_since(out: Path, seen: set[str]) -> dict[str, str]:
+    """The content of the data files delivered since the last call, by suffix."""
+    found = {}
+    for path in sorted(out.glob("Exempelby_*")):
+        if path.name not in seen:
+            seen.add(path.name)
+            found[path.suffix] = path.read_text(encoding="utf-8")
+    return found
+
+
+def test_a_night_is_the_same_against_every_server(tmp_path, start_ss12000):
+    """Full and incremental nights give the same files whatever the server's client
+    authentication and page tokens, and however the lists are cut into pages."""
+    register = tmp_path / "register"
+    generate(register, seed=11, scale="small")
+    day_after = tmp_path / "day-after"
+    shutil.copytree(register, day_after)
+    for seed in (12, 13, 14):  # three days' changes, so that they fill several pages of 7
+        mutate(day_after, seed=seed)
+
+    nights: dict[str, list[dict[str, str]]] = {}
+    for n, (label, (client_auth, page_tokens, page_size)) in enumerate(SERVERS.items()):
+        server = start_ss12000(register, client_auth=client_auth, page_tokens=page_tokens)
+        root = tmp_path / f"m{n}"
+        root.mkdir()
+        config = root / "autosynk.yaml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "municipality": "Exempelby",
+                    "organisation_id": "exempelby-kommun",
+                    "source": {
+                        "kind": "ss12000",
+                        "base_url": server.url,
+                        "token_url": server.token_url,
+                        "client_id": CLIENT_ID,
+                        "client_secret_env": "TEST_SS12000_SECRET",
+                        "page_size": page_size,
+                        "incremental": True,
+                    },
+                    "target": {"kind": "directory", "path": "out"},
+                }
+            ),
+            encoding="utf-8",
+        )
+        seen: set[str] = set()
+        assert main(["run", "--config", str(config)]) == 0, label
+        full = delivered_since(root / "out", seen)
+        assert serve_day(server, register, day_after) > 2 * 7
+        server.log.clear()
+        assert main(["run", "--config", str(config)]) == 0, label
+        incremental = delivered_since(root / "out", seen)
+        persons = server.requests_to("/persons")
+        assert "meta.modified.after" in persons[0].params, label  # an incremental read
+        if page_tokens == "offset":
+            assert all("meta.modified.after" in r.params for r in persons), label
+        if page_size == 7:
+            assert len(persons) >= 3, "the changes span several pages"
+        if client_auth == "post":
+            assert [r.auth for r in server.token_requests] == ["basic", "post", "basic", "post"]
+        nights[label] = [full, incremental]
+
+    reference = nights["well-behaved, one page per list"]
+    assert set(reference[0]) == {".principals", ".relations"} == set(reference[1])
+    for label, files in nights.items():
+        assert files == reference, label

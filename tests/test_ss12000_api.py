@@ -20,6 +20,8 @@ from autosynk.config import SS12000ApiSource
 from autosynk.errors import SourceError
 from autosynk.sources import ENTITIES
 from autosynk.sources.ss12000_api import (
+    EXCERPT_CHARS,
+    answer_excerpt,
     extract,
     format_timestamp,
     parse_timestamp,
@@ -119,9 +121,14 @@ def test_full_read_pages_and_expands(
     for name in ENTITIES:
         assert stat.S_IMODE((out / f"{name}.json").stat().st_mode) == 0o600
     persons = server.requests_to("/persons")
-    assert len(persons) == 5  # 46 persons at 10 a page
-    assert persons[0].params == {"limit": "10", "expand": "responsibles"}
-    assert all(list(r.params) == ["pageToken"] for r in persons[1:])
+    # 46 persons at 10 a page; the query went along with the first page token once, this
+    # server refused that (400), and from then on the tokens went alone
+    assert len(persons) == 6
+    query = {"limit": "10", "expand": "responsibles"}
+    assert persons[0].params == query
+    probe = persons[1]
+    assert probe.status == 400 and probe.params == {**query, "pageToken": probe.params["pageToken"]}
+    assert all(list(r.params) == ["pageToken"] and r.status == 200 for r in persons[2:])
 
 
 def test_server_strips_responsibles_without_expand_and_checks_page_tokens(
@@ -215,7 +222,7 @@ def test_transient_fault_is_retried(
     extract(ss12000_config(server), out)
     assert_complete(out, ss12000_data)
     assert fault.fired == fault.count
-    normal = {"/persons": 5, "/groups": 1, "/duties": 1}
+    normal = {"/persons": 6, "/groups": 1, "/duties": 1}  # persons: 5 pages and the probe
     if fault.path in normal:
         assert plan.count(fault.path) == normal[fault.path] + extra_requests
     else:
@@ -467,6 +474,244 @@ def test_failed_incremental_leaves_cache_and_out_dir_alone(
         extract(cfg, tmp_path / "r2", cache_dir=cache, now=t0 + dt.timedelta(hours=1))
     assert_no_files(tmp_path / "r2")
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == before
+
+
+# --- servers met in the wild: client authentication, error words, offset page tokens ---------
+
+
+@pytest.mark.parametrize(
+    ("text", "hide", "expected"),
+    [
+        ('{"error": "invalid_client"}', (), '{"error": "invalid_client"}'),
+        ("line one\n  line two\t end ", (), "line one line two end"),
+        ("no person 19900101-0017 here", (), "no person 19900101-**** here"),
+        ("run cli__20261201T134346271234Z", (), "run cli__20261201T134346271234Z"),
+        ("bad secret s3cret-for-tests!", ("s3cret-for-tests",), "bad secret ***!"),
+        ("x" * 250, (), "x" * 199 + "…"),
+        # masked before the cut: no digit of the number's tail survives it
+        ("x" * 190 + " 19900101-0017", (), "x" * 190 + " 19900101…"),
+        ("", (), ""),
+    ],
+)
+def test_answer_excerpt(text: str, hide: tuple[str, ...], expected: str) -> None:
+    assert answer_excerpt(text, hide) == expected
+    assert len(answer_excerpt(text, hide)) <= EXCERPT_CHARS
+
+
+@pytest.mark.parametrize(
+    ("server_takes", "token_auth", "sent", "error"),
+    [
+        ("any", "auto", [("basic", 200)], None),
+        ("basic", "auto", [("basic", 200)], None),
+        ("post", "auto", [("basic", 422), ("post", 200)], None),
+        ("post", "post", [("post", 200)], None),
+        ("basic", "basic", [("basic", 200)], None),
+        (
+            "post",
+            "basic",
+            [("basic", 422)],
+            r"refused the client credentials: HTTP 422: .*client_id.*field required",
+        ),
+        (
+            "basic",
+            "post",
+            [("post", 401)],
+            r"refused the client credentials: HTTP 401: .*invalid_client.*HTTP Basic is required",
+        ),
+    ],
+)
+def test_token_auth_against_servers_that_take_one_way(
+    tmp_path: Path,
+    ss12000_data: Path,
+    start_ss12000: Start,
+    ss12000_config: Config,
+    server_takes: str,
+    token_auth: str,
+    sent: list[tuple[str, int]],
+    error: str | None,
+) -> None:
+    server = start_ss12000(ss12000_data, client_auth=server_takes)
+    cfg = ss12000_config(server, token_auth=token_auth)
+    if error is None:
+        extract(cfg, tmp_path / "out")
+        assert_complete(tmp_path / "out", ss12000_data)
+    else:
+        with pytest.raises(SourceError, match=error) as caught:
+            extract(cfg, tmp_path / "out")
+        assert "\n" not in str(caught.value)
+        assert_no_files(tmp_path / "out")
+    assert [(r.auth, r.status) for r in server.token_requests] == sent
+
+
+def test_auto_logs_what_worked_once_and_keeps_it_for_the_run(
+    tmp_path: Path,
+    ss12000_data: Path,
+    start_ss12000: Start,
+    ss12000_config: Config,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # the token is revoked halfway: the new one is asked for as form fields straight away
+    plan = FaultPlan([Fault("expire_token", "/persons", nth=3)])
+    server = start_ss12000(ss12000_data, plan, client_auth="post")
+    with caplog.at_level("INFO", logger="autosynk.sources.ss12000_api"):
+        extract(ss12000_config(server), tmp_path / "out")
+    assert [(r.auth, r.status) for r in server.token_requests] == [
+        ("basic", 422),
+        ("post", 200),
+        ("post", 200),
+    ]
+    accepted = [r.getMessage() for r in caplog.records if "accepted the client" in r.getMessage()]
+    assert len(accepted) == 1 and "as form fields" in accepted[0]
+    assert_complete(tmp_path / "out", ss12000_data)
+
+
+def test_a_wrong_secret_still_ends_in_one_clear_line(
+    tmp_path: Path, ss12000_data: Path, start_ss12000: Start, ss12000_config: Config
+) -> None:
+    server = start_ss12000(ss12000_data, client_auth="post")
+    cfg = ss12000_config(server, client_secret="not-the-s3cret")
+    with pytest.raises(SourceError) as caught:
+        extract(cfg, tmp_path / "out")
+    message = str(caught.value)
+    assert message == (
+        f"ss12000: token endpoint {server.token_url} refused the client credentials "
+        '(HTTP Basic: HTTP 422, then form fields): HTTP 401: {"error": "invalid_client"}'
+    )
+    assert "not-the-s3cret" not in message
+
+
+def test_scope_and_audience_reach_the_token_endpoint(
+    tmp_path: Path, ss12000_data: Path, start_ss12000: Start, ss12000_config: Config
+) -> None:
+    server = start_ss12000(ss12000_data, client_auth="post")
+    cfg = ss12000_config(server, scope="ss12000:read", audience="https://register.example.se")
+    extract(cfg, tmp_path / "out")
+    assert server.token_requests[-1].form == {
+        "grant_type": "client_credentials",
+        "scope": "ss12000:read",
+        "audience": "https://register.example.se",
+        "client_id": CLIENT_ID,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        (
+            Fault("status", "/groups", nth=None, status=403, body={"message": "no grant"}),
+            'ss12000: GET /groups failed: HTTP 403: {"message": "no grant"}',
+        ),
+        (
+            Fault("status", "/groups", nth=None, status=503, body="down for maintenance"),
+            'ss12000: GET /groups failed after 4 attempts: HTTP 503: "down for maintenance"',
+        ),
+        (
+            Fault("status", "/persons", nth=None, status=404, body={"detail": "Not Found"}),
+            'ss12000: GET /persons failed: HTTP 404: {"detail": "Not Found"}',
+        ),
+    ],
+    ids=["403", "503-to-the-end", "404"],
+)
+def test_a_refused_page_quotes_the_server(
+    tmp_path: Path,
+    ss12000_data: Path,
+    start_ss12000: Start,
+    ss12000_config: Config,
+    fault: Fault,
+    message: str,
+) -> None:
+    server = start_ss12000(ss12000_data, FaultPlan([fault]))
+    with pytest.raises(SourceError) as caught:
+        extract(ss12000_config(server), tmp_path / "out")
+    assert str(caught.value) == message
+
+
+def test_a_quoted_answer_is_short_and_masked(
+    tmp_path: Path, ss12000_data: Path, start_ss12000: Start, ss12000_config: Config
+) -> None:
+    body = {"message": f"person 19900101-0017 is not yours (secret {CLIENT_SECRET})" + "!" * 400}
+    fault = Fault("status", "/persons", nth=None, status=403, body=body)
+    server = start_ss12000(ss12000_data, FaultPlan([fault]))
+    with pytest.raises(SourceError) as caught:
+        extract(ss12000_config(server), tmp_path / "out")
+    message = str(caught.value)
+    quoted = message.split("HTTP 403: ", 1)[1]
+    assert quoted.startswith('{"message": "person 19900101-**** is not yours (secret ***)!!')
+    assert len(quoted) == EXCERPT_CHARS and quoted.endswith("…")
+    assert "0017" not in message and CLIENT_SECRET not in message
+
+
+def _token(server: SS12000Server) -> dict[str, str]:
+    response = requests.post(
+        server.token_url,
+        data={"grant_type": "client_credentials"},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+        timeout=5,
+    )
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def test_offset_page_tokens_lose_the_query_when_sent_alone(
+    ss12000_data: Path, start_ss12000: Start
+) -> None:
+    """The server mode is what it claims: a token alone drops limit and expand."""
+    server = start_ss12000(ss12000_data, page_tokens="offset")
+    auth = _token(server)
+    query = {"limit": "5", "expand": "responsibles"}
+    first = requests.get(f"{server.url}/persons", params=query, headers=auth, timeout=5).json()
+    assert first["pageToken"] == "5" and len(first["data"]) == 5
+    alone = requests.get(
+        f"{server.url}/persons", params={"pageToken": "5"}, headers=auth, timeout=5
+    ).json()
+    assert len(alone["data"]) == 41 and "pageToken" not in alone  # the default limit, 100
+    assert not any("responsibles" in p for p in alone["data"])
+    along = requests.get(
+        f"{server.url}/persons", params={**query, "pageToken": "5"}, headers=auth, timeout=5
+    ).json()
+    assert len(along["data"]) == 5 and along["pageToken"] == "10"
+    assert any(p.get("responsibles") for p in along["data"])
+
+
+@pytest.mark.parametrize("page_size", [7, 10000])
+def test_offset_page_tokens_give_the_whole_register(
+    tmp_path: Path,
+    ss12000_data: Path,
+    start_ss12000: Start,
+    ss12000_config: Config,
+    page_size: int,
+) -> None:
+    server = start_ss12000(ss12000_data, page_tokens="offset")
+    extract(ss12000_config(server, page_size=page_size), tmp_path / "out")
+    assert_complete(tmp_path / "out", ss12000_data)
+    persons = server.requests_to("/persons")
+    assert len(persons) == -(-46 // page_size)
+    query = {"limit": str(page_size), "expand": "responsibles"}
+    assert all({k: v for k, v in r.params.items() if k != "pageToken"} == query for r in persons)
+
+
+def test_offset_page_tokens_incremental_read(
+    tmp_path: Path, ss12000_data: Path, start_ss12000: Start, ss12000_config: Config
+) -> None:
+    server = start_ss12000(ss12000_data, page_tokens="offset")
+    cfg = ss12000_config(server, incremental=True, page_size=7)
+    cache = tmp_path / "cache"
+    t0 = dt.datetime.now(UTC)
+    assert extract(cfg, tmp_path / "run1", cache_dir=cache, now=t0)["full_read"] == 1
+    for person in served(ss12000_data, "persons")[:20:2]:  # ten changes: two pages of 7
+        server.put("persons", {**person, "familyName": "Ändrad"})
+    server.delete("persons", "p-guardian-020")
+    server.log.clear()
+
+    second = extract(cfg, tmp_path / "run2", cache_dir=cache, now=t0 + dt.timedelta(hours=1))
+    assert (second["full_read"], second["changed"], second["deleted"]) == (0, 10, 1)
+    pages = server.requests_to("/persons")
+    assert len(pages) == 2
+    assert all("meta.modified.after" in r.params and "expand" in r.params for r in pages)
+    fresh = extract(ss12000_config(server), tmp_path / "fresh")
+    assert fresh["persons"] == 45
+    for name in ENTITIES:
+        by_id = {e["id"]: e for e in read_out(tmp_path / "fresh", name)}
+        assert {e["id"]: e for e in read_out(tmp_path / "run2", name)} == by_id, name
 
 
 # --- the demo command ---------------------------------------------------------------------------

@@ -18,9 +18,10 @@ import datetime as dt
 import json
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from autosynk import pipeline
 from autosynk.config import RunConfig, load_config
@@ -53,13 +54,11 @@ def run_night(
     A plan refused by its guards (or a dry run) stops after the plan: nothing is delivered,
     the staging state stays as it was, and the report says why.
     """
+    kind = "total" if total else "nightly"
     stages: dict[str, Any] = {}
     try:
         stages["prepare"] = pipeline.prepare(
-            cfg,
-            run_id,
-            kind="total" if total else "nightly",
-            evaluation_date=evaluation_date,
+            cfg, run_id, kind=kind, evaluation_date=evaluation_date
         )
         stages["extract"] = pipeline.extract(cfg, run_id)
         stages["transform"] = pipeline.transform(cfg, run_id)
@@ -68,20 +67,22 @@ def run_night(
         stages["plan"] = pipeline.plan(
             cfg, run_id, dry_run=dry_run, allow_mass_removal=allow_mass_removal
         )
-        if not (dry_run or stages["plan"]["refused"]):
-            stages.update(deliver_plan(cfg, run_id, commit=commit))
+        if dry_run or stages["plan"]["refused"]:
+            stages["report"] = pipeline.report(cfg, run_id)
             return stages
-    except AutosynkError as exc:
-        with contextlib.suppress(AutosynkError):
-            stages["report"] = pipeline.report(cfg, run_id, failed=mask(str(exc)))
-        exc.run_report = stages.get("report")  # type: ignore[attr-defined]
-        raise
-    stages["report"] = pipeline.report(cfg, run_id)
+    except Exception as exc:
+        _end_early(cfg, run_id, exc, kind)
+    stages.update(deliver_plan(cfg, run_id, commit=commit, kind=kind))
     return stages
 
 
 def deliver_plan(
-    cfg: RunConfig, run_id: str, *, commit: bool = True, approved_by: str | None = None
+    cfg: RunConfig,
+    run_id: str,
+    *,
+    commit: bool = True,
+    approved_by: str | None = None,
+    kind: str = "nightly",
 ) -> dict[str, Any]:
     """Deliver a planned run's package, commit it, and report (the end of every night)."""
     stages: dict[str, Any] = {}
@@ -89,13 +90,20 @@ def deliver_plan(
         stages["deliver"] = pipeline.deliver(cfg, run_id, approved_by=approved_by)
         if commit:
             stages["commit"] = pipeline.commit(cfg, run_id)
-    except AutosynkError as exc:
-        with contextlib.suppress(AutosynkError):
-            stages["report"] = pipeline.report(cfg, run_id, failed=mask(str(exc)))
-        exc.run_report = stages.get("report")  # type: ignore[attr-defined]
-        raise
-    stages["report"] = pipeline.report(cfg, run_id)
+        stages["report"] = pipeline.report(cfg, run_id)
+    except Exception as exc:
+        _end_early(cfg, run_id, exc, kind)
     return stages
+
+
+def _end_early(cfg: RunConfig, run_id: str, exc: Exception, kind: str) -> NoReturn:
+    """Report the run failed (a summary whatever broke) and raise its one-line error."""
+    from autosynk.failure_report import end_run
+
+    error = end_run(cfg, run_id, exc, kind=kind)
+    if error is exc:
+        raise exc
+    raise error from exc
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -396,14 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except AutosynkError as exc:
-        refused = isinstance(exc, SafetyError)
-        print(f"{'refused' if refused else 'error'}: {mask(str(exc))}", file=sys.stderr)
-        report = getattr(exc, "run_report", None)
-        if report:
-            if report.get("plan_id"):
-                print(f"plan: {report['plan_id']}")
-            print(f"report: {report['report']}")
-        return EXIT_REFUSED if refused else EXIT_FAILED
+        return _one_line_error(exc, args.verbose)
     except MemoryError:
         print(
             "error: out of memory: this register is too large for this machine's memory "
@@ -414,6 +415,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a failure not foreseen by type: still one line, no traceback
+        return _one_line_error(exc, args.verbose)
+
+
+def _one_line_error(exc: BaseException, verbose: bool) -> int:
+    """``error: <one line>`` (``refused: ...`` for a guard) on stderr, the traceback before
+    it with ``-v``; the run's plan, report and summary on stdout. Exit 3 for a refusal by a
+    guard, else 1."""
+    from autosynk.failure_report import explain, one_line
+
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    known = explain(exc)
+    if known is not None:
+        text = str(known)  # several lines only where a configuration has several problems
+    else:
+        hint = "" if verbose else " (run with -v for the traceback)"
+        text = f"unexpected {type(exc).__name__}: {one_line(exc)}{hint}"
+    refused = isinstance(known, SafetyError)
+    print(f"{'refused' if refused else 'error'}: {mask(text)}", file=sys.stderr)
+    for note in getattr(exc, "__notes__", ()):
+        # added by autosynk.failure_report.end_run
+        if str(note).startswith(("plan: ", "report: ")):
+            print(note)
+        elif str(note).startswith("summary: "):
+            print(f"  {note}")
+    return EXIT_REFUSED if refused else EXIT_FAILED
 
 
 def _show_progress(*, quiet: bool, verbose: bool) -> None:

@@ -72,7 +72,12 @@ class SS12000ApiSource(PathsResolved):
     client_id: str
     client_secret: str | None = None
     client_secret_env: str | None = None
+    #: how the client credentials reach the token endpoint: HTTP Basic (client_secret_basic),
+    #: form fields (client_secret_post), or auto: Basic, then form fields on a 400/401/422
+    token_auth: Literal["auto", "basic", "post"] = "auto"  # noqa: S105 - a method
     scope: str | None = None
+    #: passed to the token endpoint as it is (some identity providers require it)
+    audience: str | None = None
     page_size: int = Field(500, ge=1, le=10000)
     timeout_seconds: float = Field(60.0, gt=0)
     max_retries: int = Field(6, ge=0, le=20)

@@ -35,3 +35,7 @@ class LockError(AutosynkError):
 
 class StateError(AutosynkError):
     """The staging database or the run's work directory is not in the expected state."""
+
+
+class StagingUnreachable(StateError):
+    """The staging database cannot be reached: down, refusing, or the connection was lost."""

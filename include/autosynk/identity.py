@@ -67,6 +67,42 @@ def mask(value: object) -> str:
     """Mask the last four characters of every identity number inside ``value``.
 
     ``19900101-0017`` -> ``19900101-****``; works on free text such as log lines too.
+    A run of digits is masked only when it is an identity number: a civic or coordination
+    number with a valid date and check digit, or a TF number with a valid date. Run ids,
+    plan ids, checksums, timestamps and file names that merely hold ten or twelve digits
+    pass unchanged, so a command quoted in a message can still be pasted.
+    """
+    text = "" if value is None else str(value)
+    return _MASKABLE.sub(_mask_match, text)
+
+
+def mask_shaped(value: object) -> str:
+    """Mask everything shaped like an identity number, valid or not.
+
+    For text that quotes the identity-number fields of Unikum files (the checker of those
+    files): a number there with a wrong check digit is most likely a real one mistyped.
     """
     text = "" if value is None else str(value)
     return _MASKABLE.sub(lambda m: f"{m.group(1)}{m.group(2)}****", text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    date_part, sign, tail = match.groups()
+    if _is_identity(date_part, sign, tail):
+        return f"{date_part}{sign}****"
+    return match.group(0)
+
+
+def _is_identity(date_part: str, sign: str, tail: str) -> bool:
+    if tail[:2].upper() == "TF":
+        return _valid_tf_date(date_part)
+    return bool(_pnr.valid(f"{date_part}{sign}{tail}"))
+
+
+def _valid_tf_date(date_part: str) -> bool:
+    fmt = "%Y%m%d" if len(date_part) == 8 else "%y%m%d"
+    try:
+        dt.datetime.strptime(date_part, fmt)
+    except ValueError:
+        return False
+    return True

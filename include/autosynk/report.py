@@ -122,19 +122,34 @@ def history(st: Staging, limit: int = 30) -> list[dict[str, Any]]:
 def write_reports(
     cfg: RunConfig, st: Staging, run: dict[str, Any], ws: RunWorkspace
 ) -> dict[str, Any]:
+    """The run's summary and report from the run ledger (see :func:`write_summary`)."""
+    summary = build_summary(cfg, st, run, ws)
+    return {**write_summary(cfg, ws, summary, history(st)), "data": summary}
+
+
+def write_summary(
+    cfg: RunConfig,
+    ws: RunWorkspace,
+    summary: dict[str, Any],
+    recent: list[dict[str, Any]] | None = None,
+) -> dict[str, str | None]:
     """``run-summary.json`` and ``report.html`` in the run's work directory (and, for a
-    local-folder target, beside the files). Returns both paths and the summary."""
+    local-folder target, beside the files); returns both paths (``summary``, ``html``;
+    None for a report a full disk kept from being written)."""
     from autosynk.report_html import render
 
-    summary = build_summary(cfg, st, run, ws)
     data = json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
-    page = render(summary, history(st)).encode()
+    contents = {"summary": data + b"\n", "html": render(summary, recent or []).encode()}
     names = {"summary": "run-summary.json", "html": "report.html"}
-    contents = {"summary": data + b"\n", "html": page}
-    written: dict[str, Any] = {}
-    for what, name in names.items():
-        ws.write_bytes(contents[what], name)
-        written[what] = str(ws.path(name))
+    ws.write_bytes(contents["summary"], names["summary"])
+    written: dict[str, str | None] = {"summary": str(ws.path(names["summary"]))}
+    try:
+        ws.write_bytes(contents["html"], names["html"])
+        written["html"] = str(ws.path(names["html"]))
+    except OSError as exc:  # a full work base: the summary, written first, must be enough
+        log.warning("run %s: report.html not written (%s)", ws.run_id, exc.strerror or exc)
+        written["html"] = None
+        del names["html"]
     if isinstance(cfg.target, DirectoryTarget):
         folder = cfg.target.path
         run_dir = safe_run_dir(ws.run_id)
@@ -151,6 +166,5 @@ def write_reports(
                 exc.strerror or exc,
                 ws.path(),
             )
-            written = {what: str(ws.path(name)) for what, name in names.items()}
-    written["data"] = summary
+            written.update({what: str(ws.path(name)) for what, name in names.items()})
     return written

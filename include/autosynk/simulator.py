@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from autosynk.identity import mask
+from autosynk.identity import mask_shaped
 
 Origin = Literal["sync", "manual"]
 Relation = tuple[str, str, str]
@@ -78,7 +78,7 @@ class UnikumModel:
         }
 
     def _error(self, where: str, number: int, message: str) -> None:
-        self.errors.append(mask(f"{where}:{number}: {message}"))
+        self.errors.append(mask_shaped(f"{where}:{number}: {message}"))
 
     def _apply_principal(self, number: int, line: str) -> None:
         fields = tuple(line.split("\t"))

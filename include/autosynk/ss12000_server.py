@@ -13,6 +13,14 @@ next page is asked for with ``pageToken`` alone; anything else next to it is a 4
 optional ``deletedEntities.json`` (``{"data": [{"id", "entityType", "deletedAt"}]}``) and
 from :meth:`SS12000Server.delete`.
 
+Two modes copy servers met in the wild. ``client_auth``: ``"any"`` takes the client
+credentials by HTTP Basic or as form fields; ``"basic"`` only by HTTP Basic (401
+``invalid_client`` otherwise); ``"post"`` only as form fields, answering 422 with a
+FastAPI-style ``field required`` body when they are missing. ``page_tokens``: ``"opaque"``
+tokens remember the query and refuse one next to them (as above); ``"offset"`` tokens are
+plain offsets, and a later page is answered from the query sent with it: asked for with
+the token alone, it loses ``limit``, ``expand`` and ``meta.modified.after``.
+
 A :class:`FaultPlan` injects the failures real registers show (429, 5xx, slow answers,
 truncated bodies, tokens that expire early, page tokens that go stale) and counts requests.
 """
@@ -30,7 +38,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -54,6 +62,8 @@ _ENTITY_TYPE = {
 }
 _ENDPOINT_OF_TYPE = {v.lower(): k for k, v in _ENTITY_TYPE.items()} | {n: n for n in ENTITIES}
 
+ClientAuth = Literal["any", "basic", "post"]
+PageTokens = Literal["opaque", "offset"]
 FaultKind = Literal["status", "slow", "truncate", "expire_token", "stale_page_token", "bad_shape"]
 
 
@@ -64,7 +74,8 @@ class Fault:
     ``path`` is a prefix of the request path below the API root (``/persons``) or the token
     path (``/oauth2/token``). Kinds:
 
-    - ``status``: answer ``status`` (429, 500, 503, ...) with ``retry_after`` if given;
+    - ``status``: answer ``status`` (429, 500, 503, ...) with ``retry_after`` if given, and
+      ``body`` (default ``{"message": "injected"}``);
     - ``slow``: wait ``seconds`` before answering normally;
     - ``truncate``: send half of the normal JSON body, then close the connection;
     - ``expire_token``: revoke the presented token and answer 401, forcing a refresh;
@@ -79,6 +90,7 @@ class Fault:
     status: int = 500
     retry_after: str | None = None
     seconds: float = 0.0
+    body: Any = None
     matched: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
 
@@ -123,6 +135,16 @@ class RequestRecord:
     method: str
     path: str
     params: dict[str, str]
+    status: int
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    """What a token request carried: how the client authenticated, and the form without
+    the secret (so tests can see ``scope`` and ``audience`` arrive)."""
+
+    auth: Literal["basic", "post", "none"]
+    form: dict[str, str]
     status: int
 
 
@@ -177,8 +199,13 @@ class SS12000Server:
         faults: FaultPlan | None,
         token_expires_in: int,
         deleted_shape: Literal["lists", "flat"],
+        client_auth: ClientAuth = "any",
+        page_tokens: PageTokens = "opaque",
     ) -> None:
         self.register = _Register(data_dir)
+        self.client_auth = client_auth
+        self.page_tokens = page_tokens
+        self.token_requests: list[TokenRequest] = []
         self.client_id = client_id
         self.client_secret = client_secret
         self.faults = faults or FaultPlan()
@@ -253,6 +280,31 @@ class SS12000Server:
     # answering ------------------------------------------------------------------------------
 
     def issue_token(self, form: dict[str, str], basic: tuple[str, str] | None) -> tuple[int, Any]:
+        in_form = "client_id" in form or "client_secret" in form
+        used: Literal["basic", "post", "none"] = (
+            "basic" if basic is not None else "post" if in_form else "none"
+        )
+        status, body = self._token_answer(form, basic)
+        shown = {k: v for k, v in form.items() if k != "client_secret"}
+        self.token_requests.append(TokenRequest(used, shown, status))
+        return status, body
+
+    def _token_answer(self, form: dict[str, str], basic: tuple[str, str] | None) -> tuple[int, Any]:
+        if self.client_auth == "post":
+            # as a FastAPI endpoint with required form fields answers
+            missing = [name for name in ("client_id", "client_secret") if name not in form]
+            if missing:
+                detail = [
+                    {"loc": ["body", name], "msg": "field required", "type": "value_error.missing"}
+                    for name in missing
+                ]
+                return 422, {"detail": detail}
+            basic = None
+        if self.client_auth == "basic" and basic is None:
+            return 401, {
+                "error": "invalid_client",
+                "error_description": "client authentication by HTTP Basic is required",
+            }
         if form.get("grant_type") != "client_credentials":
             return 400, {"error": "unsupported_grant_type"}
         client_id, client_secret = basic or (form.get("client_id"), form.get("client_secret"))
@@ -280,6 +332,16 @@ class SS12000Server:
             self.register.tokens.pop(token or "", None)
 
     def list_page(self, endpoint: str, params: dict[str, str]) -> tuple[int, Any]:
+        if self.page_tokens == "offset":
+            # the token is where to start; everything else is what came with it
+            query = dict(params)
+            try:
+                offset = int(query.pop("pageToken", "0"))
+            except ValueError:
+                offset = -1
+            if offset < 0:
+                return 400, {"message": "pageToken is not an offset"}
+            return self._page(endpoint, query, offset, lambda _query, at: str(at))
         if "pageToken" in params:
             if len(params) > 1:
                 return 400, {"message": "pageToken cannot be combined with other parameters"}
@@ -289,7 +351,21 @@ class SS12000Server:
                 return 400, {"message": "unknown or expired pageToken"}
         else:
             cursor = _Cursor(endpoint, params, 0)
-        query = cursor.params
+
+        def remember(query: dict[str, str], at: int) -> str:
+            token = _new_page_token()
+            self.register.cursors[token] = _Cursor(endpoint, query, at)
+            return token
+
+        return self._page(endpoint, cursor.params, cursor.offset, remember)
+
+    def _page(
+        self,
+        endpoint: str,
+        query: dict[str, str],
+        offset: int,
+        next_token: Callable[[dict[str, str], int], str],
+    ) -> tuple[int, Any]:
         try:
             limit = int(query.get("limit", DEFAULT_LIMIT))
             after = (
@@ -304,12 +380,10 @@ class SS12000Server:
         expand = {part.strip() for part in query.get("expand", "").split(",") if part.strip()}
         with self.register.lock:
             items = [e for e in self.register.entities[endpoint] if _modified_after(e, after)]
-            chunk = copy.deepcopy(items[cursor.offset : cursor.offset + limit])
+            chunk = copy.deepcopy(items[offset : offset + limit])
             body: dict[str, Any] = {"data": chunk}
-            if cursor.offset + limit < len(items):
-                token = _new_page_token()
-                self.register.cursors[token] = _Cursor(endpoint, query, cursor.offset + limit)
-                body["pageToken"] = token
+            if offset + limit < len(items):
+                body["pageToken"] = next_token(query, offset + limit)
         if endpoint == "persons" and "responsibles" not in expand:
             for person in chunk:
                 person.pop("responsibles", None)
@@ -420,7 +494,8 @@ class _Handler(BaseHTTPRequestHandler):
         """Faults that replace the answer; True when the request is done."""
         if fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-            self._answer(method, path, params, fault.status, {"message": "injected"}, None, headers)
+            body = {"message": "injected"} if fault.body is None else fault.body
+            self._answer(method, path, params, fault.status, body, None, headers)
             return True
         if fault.kind == "expire_token":
             self.app.revoke(self._bearer())
@@ -491,6 +566,8 @@ def serve(
     faults: FaultPlan | None = None,
     token_expires_in: int = 3600,
     deleted_shape: Literal["lists", "flat"] = "lists",
+    client_auth: ClientAuth = "any",
+    page_tokens: PageTokens = "opaque",
 ) -> SS12000Server:
     """Start serving ``data_dir`` in a background thread; ``port=0`` picks a free port."""
     return SS12000Server(
@@ -502,6 +579,8 @@ def serve(
         faults=faults,
         token_expires_in=token_expires_in,
         deleted_shape=deleted_shape,
+        client_auth=client_auth,
+        page_tokens=page_tokens,
     ).start()
 
 
@@ -514,6 +593,18 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--client-id", default="autosynk-demo")
     parser.add_argument("--client-secret", default="autosynk-demo")
     parser.add_argument("--token-expires-in", type=int, default=3600)
+    parser.add_argument(
+        "--client-auth",
+        choices=["any", "basic", "post"],
+        default="any",
+        help="accept client credentials by HTTP Basic, as form fields, or either",
+    )
+    parser.add_argument(
+        "--page-tokens",
+        choices=["opaque", "offset"],
+        default="opaque",
+        help="opaque tokens that remember the query, or plain offsets that do not",
+    )
     args = parser.parse_args(argv)
     server = serve(
         args.data,
@@ -522,6 +613,8 @@ def main_serve(argv: Sequence[str] | None = None) -> int:
         client_id=args.client_id,
         client_secret=args.client_secret,
         token_expires_in=args.token_expires_in,
+        client_auth=args.client_auth,
+        page_tokens=args.page_tokens,
     )
     print(f"SS 12000 API: {server.url}")
     print(f"token URL:    {server.token_url}  (client {args.client_id})")

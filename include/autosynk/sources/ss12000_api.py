@@ -13,6 +13,14 @@ over a changed one, because deletions are read after the changes). The cache is 
 only after the merged snapshot is complete. The changes and one cached endpoint at a time
 are held in memory while merging.
 
+Client credentials (``token_auth``) go by HTTP Basic (``basic``), as form fields (``post``),
+or (``auto``) by Basic first and as form fields once the token endpoint answers 400, 401 or
+422; what worked is logged once and kept for the run. A later page is asked for with the
+query next to its page token, so servers whose tokens are plain offsets keep ``limit``,
+``expand`` and ``meta.modified.after``; a server that refuses that gets the token alone
+(see :meth:`SS12000Client._next_page`). A refused token or page is reported with the HTTP
+status and the start of what the server said (:func:`answer_excerpt`).
+
 ``/deletedEntities`` may answer with a flat list (``{"data": [{"id", "entityType"}]}``) or
 an object of per-type lists (``{"data": {"persons": ["id", ...], ...}}``); both are read.
 """
@@ -30,12 +38,15 @@ import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import requests
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.requests_client import OAuth2Session
 
 from autosynk.config import SS12000ApiSource, secret
 from autosynk.errors import SourceError
+from autosynk.identity import mask
 from autosynk.sources import ENTITIES
 from autosynk.workspace import PRIVATE, write_private
 
@@ -62,6 +73,7 @@ _TRANSPORT_ERRORS = (
 )
 
 Page = dict[str, Any]
+_T = TypeVar("_T")
 
 
 # --- timestamps ------------------------------------------------------------------------------
@@ -109,8 +121,61 @@ class _InconsistentRead(Exception):
     """The pages did not add up (an id repeated, a token loop): restart that endpoint."""
 
 
+class _QueryRefused(Exception):
+    """The server refused the query sent along with a page token."""
+
+
+class _Busy(Exception):
+    """A 429 or 5xx answer: worth asking again (raised from inside a request)."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+class _NoToken(Exception):
+    """The token endpoint answered, but with no usable token."""
+
+    def __init__(self, response: requests.Response) -> None:
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+#: ``token_auth`` -> Authlib's name for the client authentication method, and in words
+_AUTH_METHODS = {"basic": "client_secret_basic", "post": "client_secret_post"}
+_AUTH_WORDS = {"basic": "HTTP Basic", "post": "form fields"}
+#: token endpoint answers after which ``auto`` sends the credentials as form fields instead
+_TRY_FORM_FIELDS_ON = (400, 401, 422)
+#: at most this much of a server's answer is quoted in an error
+EXCERPT_CHARS = 200
+
+
+def answer_excerpt(text: str, hide: tuple[str, ...] = ()) -> str:
+    """The start of a server's answer for a one-line error.
+
+    Whitespace is folded to single spaces, values in ``hide`` (our own secrets, should the
+    server echo them) become ``***``, identity numbers are masked, and the result is cut
+    to :data:`EXCERPT_CHARS` characters (an ellipsis marks the cut).
+    """
+    for value in hide:
+        if value:
+            text = text.replace(value, "***")
+    one_line = mask(" ".join(text.split()))
+    if len(one_line) > EXCERPT_CHARS:
+        one_line = one_line[: EXCERPT_CHARS - 1] + "…"
+    return one_line
+
+
 class SS12000Client:
-    """Bearer-authenticated GETs with token refresh, retries, backoff and page validation."""
+    """Bearer-authenticated GETs with token refresh, retries, backoff and page validation.
+
+    The OAuth2 side is Authlib's client-credentials session: it builds the token request
+    (client authentication by HTTP Basic or as form fields, ``scope``, ``audience``) and
+    reads the token. Fetching and renewing the token stays here, because Authlib's own
+    renewal runs inside a page request, where a 502 from the token endpoint would not be
+    retried and a failure would be reported as the page's; here both are retried with the
+    same backoff and named for what failed.
+    """
 
     def __init__(
         self, cfg: SS12000ApiSource, *, sleep: Callable[[float], None] = time.sleep
@@ -121,11 +186,23 @@ class SS12000Client:
         if not self._secret:
             raise SourceError("ss12000: no client_secret or client_secret_env configured")
         self._sleep = sleep
-        self._session = requests.Session()
+        self._session = OAuth2Session(
+            client_id=cfg.client_id,
+            client_secret=self._secret,
+            scope=cfg.scope,
+            token_endpoint=cfg.token_url,
+            grant_type="client_credentials",
+        )
         self._session.verify = str(cfg.ca_file) if cfg.ca_file else True
         self._session.headers["Accept"] = "application/json"
+        self._session.register_compliance_hook("access_token_response", _judge_token_answer)
         self._token: str | None = None
         self._token_valid_until = 0.0
+        #: the client authentication the token endpoint accepted (``auto``: learnt once)
+        auth = cfg.token_auth
+        self._auth: str | None = None if auth == "auto" else auth
+        #: does the server take the query along with a page token? None: not known yet
+        self._query_with_token: bool | None = None
 
     def close(self) -> None:
         self._session.close()
@@ -136,6 +213,18 @@ class SS12000Client:
     def __exit__(self, *_: object) -> None:
         self.close()
 
+    def _hidden(self) -> tuple[str, ...]:
+        return tuple(v for v in (self._secret, self._token) if v)
+
+    def _answer(self, response: requests.Response) -> str:
+        """``HTTP <status>: <the start of the body>`` for an error message."""
+        try:
+            body = response.text
+        except (requests.RequestException, UnicodeError):  # pragma: no cover - unreadable
+            body = ""
+        excerpt = answer_excerpt(body, self._hidden())
+        return f"HTTP {response.status_code}" + (f": {excerpt}" if excerpt else "")
+
     # token ---------------------------------------------------------------------------------
 
     def _bearer(self) -> str:
@@ -145,37 +234,78 @@ class SS12000Client:
         return self._token
 
     def _fetch_token(self) -> None:
+        """A new token; with ``token_auth: auto`` Basic first, then form fields."""
         url = self.cfg.token_url
-        form = {"grant_type": "client_credentials"}
-        if self.cfg.scope:
-            form["scope"] = self.cfg.scope
-        response = self._send(
-            f"token endpoint {url}",
-            lambda: self._session.post(
-                url,
-                data=form,
-                auth=(self.cfg.client_id, self._secret or ""),
-                timeout=self.cfg.timeout_seconds,
-            ),
-        )
-        if response.status_code in (400, 401, 403):
-            raise SourceError(
-                f"ss12000: token endpoint {url} refused the client credentials "
-                f"(HTTP {response.status_code})"
-            )
-        if response.status_code != 200:
-            raise SourceError(f"ss12000: token endpoint {url} answered HTTP {response.status_code}")
+        methods = [self._auth] if self._auth else ["basic", "post"]
+        first_refusal = ""
+        for method in methods:
+            try:
+                token = self._request_token(method)
+            except _NoToken as refused:
+                response = refused.response
+                status = response.status_code
+                if len(methods) == 2 and method == "basic" and status in _TRY_FORM_FIELDS_ON:
+                    first_refusal = f"HTTP Basic: HTTP {status}, then form fields"
+                    log.info(
+                        "ss12000: token endpoint %s refused HTTP Basic (HTTP %s); "
+                        "sending the client credentials as form fields",
+                        url,
+                        status,
+                    )
+                    continue
+                tried = f" ({first_refusal})" if first_refusal else ""
+                if status == 200:
+                    raise SourceError(
+                        f"ss12000: token endpoint {url} sent no usable token: "
+                        f"{self._answer(response)}"
+                    ) from None
+                if status in (*_TRY_FORM_FIELDS_ON, 403):
+                    raise SourceError(
+                        f"ss12000: token endpoint {url} refused the client credentials{tried}: "
+                        f"{self._answer(response)}"
+                    ) from None
+                raise SourceError(
+                    f"ss12000: token endpoint {url} answered {self._answer(response)}"
+                ) from None
+            if self._auth is None:
+                log.info(
+                    "ss12000: token endpoint %s accepted the client credentials as %s; "
+                    "sending them so for the rest of the run",
+                    url,
+                    _AUTH_WORDS[method],
+                )
+                self._auth = method
+            self._keep_token(token)
+            return
+
+    def _request_token(self, method: str) -> dict[str, Any]:
+        """One token request by Authlib (retried as any request is); raises :class:`_NoToken`."""
+        session = self._session
+        session.token_endpoint_auth_method = _AUTH_METHODS[method]
+        extra = {"audience": self.cfg.audience} if self.cfg.audience else {}
+        what = f"token endpoint {self.cfg.token_url}"
         try:
-            body = response.json()
-            token = body["access_token"]
-            expires_in = float(body.get("expires_in") or 3600)
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SourceError(f"ss12000: token endpoint {url} sent no usable token") from exc
-        if not isinstance(token, str) or not token:
-            raise SourceError(f"ss12000: token endpoint {url} sent no usable token")
+            token: dict[str, Any] = self._send(
+                what,
+                lambda: session.fetch_token(
+                    self.cfg.token_url,
+                    grant_type="client_credentials",
+                    timeout=self.cfg.timeout_seconds,
+                    **extra,
+                ),
+            )
+        except (AuthlibBaseError, ValueError, TypeError) as exc:  # e.g. expires_in: "an hour"
+            raise SourceError(f"ss12000: {what} sent no usable token ({exc})") from None
+        return token
+
+    def _keep_token(self, token: dict[str, Any]) -> None:
+        try:
+            expires_in = float(token.get("expires_in") or 3600)
+        except (TypeError, ValueError):
+            expires_in = 3600.0
         # renew a little before the server would: a fifth of the lifetime, at most a minute
         margin = min(60.0, expires_in / 5)
-        self._token = token
+        self._token = str(token["access_token"])
         self._token_valid_until = time.monotonic() + expires_in - margin
 
     # requests ------------------------------------------------------------------------------
@@ -184,13 +314,14 @@ class SS12000Client:
         cap = min(self.cfg.max_backoff_seconds, 0.5 * 2**attempt)
         return cap * random.uniform(0.5, 1.0)
 
-    def _send(self, what: str, call: Callable[[], requests.Response]) -> requests.Response:
-        """``call`` until it is not a 429/5xx/transport failure, or the retries are spent."""
+    def _send(self, what: str, call: Callable[[], _T]) -> _T:
+        """``call`` until it is neither busy (429/5xx) nor failing in transport, or retries
+        run out."""
         attempts = self.cfg.max_retries + 1
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = call()
+                return call()
             except requests.exceptions.SSLError as exc:
                 # a certificate problem does not go away by asking again
                 raise SourceError(f"ss12000: {what}: TLS verification failed (ca_file?)") from exc
@@ -201,28 +332,32 @@ class SS12000Client:
                     ) from exc
                 log.warning("ss12000: %s: %s; retrying", what, type(exc).__name__)
                 self._sleep(self._backoff(attempt))
-                continue
             except requests.RequestException as exc:  # a bad URL and the like
                 raise SourceError(f"ss12000: {what} failed: {type(exc).__name__}") from exc
-            status = response.status_code
-            if status != 429 and status < 500:
-                return response
-            if last:
-                raise SourceError(
-                    f"ss12000: {what} failed after {attempts} attempts: HTTP {status}"
-                )
-            wait = self._backoff(attempt)
-            if status == 429:
-                asked = retry_after_seconds(response.headers.get("Retry-After"))
-                if asked is not None:
-                    wait = min(asked, max(RETRY_AFTER_CEILING_SECONDS, wait))
-            log.warning("ss12000: %s: HTTP %s; retrying in %.1f s", what, status, wait)
-            response.close()
-            self._sleep(wait)
+            except _Busy as busy:
+                response = busy.response
+                status = response.status_code
+                if last:
+                    raise SourceError(
+                        f"ss12000: {what} failed after {attempts} attempts: "
+                        f"{self._answer(response)}"
+                    ) from None
+                wait = self._backoff(attempt)
+                if status == 429:
+                    asked = retry_after_seconds(response.headers.get("Retry-After"))
+                    if asked is not None:
+                        wait = min(asked, max(RETRY_AFTER_CEILING_SECONDS, wait))
+                log.warning("ss12000: %s: HTTP %s; retrying in %.1f s", what, status, wait)
+                response.close()
+                self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def get_page(self, path: str, params: dict[str, str]) -> Page:
-        """One validated list page; retries transient failures and unreadable bodies."""
+    def get_page(self, path: str, params: dict[str, str], *, probing: bool = False) -> Page:
+        """One validated list page; retries transient failures and unreadable bodies.
+
+        ``probing``: the query goes along with a page token for the first time, and a 400
+        or 422 means the server refuses that combination (:class:`_QueryRefused`).
+        """
         what = f"GET {path}"
         url = self.base_url + path
         attempts = self.cfg.max_retries + 1
@@ -231,11 +366,14 @@ class SS12000Client:
         while True:
             response = self._send(
                 what,
-                lambda: self._session.get(
-                    url,
-                    params=params,
-                    headers={"Authorization": f"Bearer {self._bearer()}"},
-                    timeout=self.cfg.timeout_seconds,
+                lambda: _busy_is_retried(
+                    self._session.get(
+                        url,
+                        params=params,
+                        headers={"Authorization": f"Bearer {self._bearer()}"},
+                        timeout=self.cfg.timeout_seconds,
+                        withhold_token=True,  # the bearer is ours: see the class docstring
+                    )
                 ),
             )
             status = response.status_code
@@ -244,10 +382,12 @@ class SS12000Client:
                 refreshed = True
                 self._token = None
                 continue
+            if probing and status in (400, 422):
+                raise _QueryRefused(self._answer(response))
             if status in (400, 404, 410) and "pageToken" in params:
                 raise _StalePageToken(f"HTTP {status} on a page token")
             if status != 200:
-                raise SourceError(f"ss12000: {what} failed: HTTP {status}")
+                raise SourceError(f"ss12000: {what} failed: {self._answer(response)}")
             try:
                 page = response.json()
                 problem = _page_problem(page)
@@ -262,7 +402,7 @@ class SS12000Client:
             self._sleep(self._backoff(attempt))
 
     def pages(self, path: str, params: dict[str, str]) -> Iterator[Page]:
-        """Every page of a list: the first with ``params``, the rest with only ``pageToken``."""
+        """Every page of a list: the first with ``params``, the rest by their page token."""
         page = self.get_page(path, params)
         seen_tokens: set[str] = set()
         while True:
@@ -273,7 +413,58 @@ class SS12000Client:
             if token in seen_tokens:
                 raise _InconsistentRead("the server sent the same page token twice")
             seen_tokens.add(token)
-            page = self.get_page(path, {"pageToken": token})
+            page = self._next_page(path, params, token)
+
+    def _next_page(self, path: str, params: dict[str, str], token: str) -> Page:
+        """The page after ``token``.
+
+        Some servers' page tokens are plain offsets: a later page asked for with the token
+        alone loses ``limit``, ``expand`` and ``meta.modified.after`` (responsibles vanish,
+        an incremental read turns into a full one). Others keep the query in the token and
+        refuse it next to one (SS 12000: a page token is not combined with other filters).
+        So the query goes along with the token until the server refuses that once; from
+        then on, for the rest of the run, the token goes alone.
+        """
+        if self._query_with_token is not False:
+            probing = self._query_with_token is None
+            try:
+                page = self.get_page(path, {**params, "pageToken": token}, probing=probing)
+            except _QueryRefused as refused:
+                log.info(
+                    "ss12000: GET %s: the server refused the query next to a page token (%s); "
+                    "sending page tokens alone",
+                    path,
+                    refused,
+                )
+            else:
+                if probing:
+                    log.info("ss12000: the server takes the query along with page tokens")
+                    self._query_with_token = True
+                return page
+        page = self.get_page(path, {"pageToken": token})
+        self._query_with_token = False
+        return page
+
+
+def _busy_is_retried(response: requests.Response) -> requests.Response:
+    if response.status_code == 429 or response.status_code >= 500:
+        raise _Busy(response)
+    return response
+
+
+def _judge_token_answer(response: requests.Response) -> requests.Response:
+    """Authlib's hook on the token endpoint's answer, before it reads the token."""
+    _busy_is_retried(response)
+    if response.status_code != 200:
+        raise _NoToken(response)
+    try:
+        body = response.json()
+    except ValueError:
+        raise _NoToken(response) from None
+    token = body.get("access_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise _NoToken(response)
+    return response
 
 
 def _page_problem(page: Any) -> str | None:

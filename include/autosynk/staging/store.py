@@ -25,9 +25,9 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
-from autosynk.errors import LockError, StateError
+from autosynk.errors import LockError, StagingUnreachable, StateError
 from autosynk.staging import history as key_history
 from autosynk.staging import schema
 
@@ -73,7 +73,23 @@ class Staging:
                 )
             else:
                 self._engine = sa.create_engine(self.url, pool_pre_ping=True)
+            sa.event.listen(self._engine, "handle_error", self._unreachable)
         return self._engine
+
+    def describe(self) -> str:
+        """The database's URL with any password masked, to name it in messages."""
+        return describe_url(self.url)
+
+    def _unreachable(self, context: ExceptionContext) -> None:
+        """A connection that cannot be made, or was lost: one line naming the database."""
+        if context.is_pre_ping:
+            return  # the pool connects afresh, and that attempt reports
+        if context.connection is not None and not context.is_disconnect:
+            return  # an error in a statement, not in reaching the database
+        raise StagingUnreachable(
+            f"staging database {self.describe()} cannot be reached: "
+            f"{_one_line(context.original_exception)}"
+        )
 
     def dispose(self) -> None:
         if self._engine is not None:
@@ -649,6 +665,14 @@ def _bulk_insert(
 def _chunks(items: list[Any], size: int = _BATCH) -> Iterator[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def describe_url(url: str) -> str:
+    """A database URL with its password masked (``***``)."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(an unreadable database URL)"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from autosynk.identity import mask
+from autosynk.identity import mask_shaped
 
 PRINCIPALS = ".principals"
 RELATIONS = ".relations"
@@ -39,7 +39,7 @@ class Violation:
 
     def __post_init__(self) -> None:
         # Messages quote values from the files: never let a full identity number through.
-        object.__setattr__(self, "message", mask(self.message))
+        object.__setattr__(self, "message", mask_shaped(self.message))
 
     def __str__(self) -> str:
         place = self.file
