@@ -124,7 +124,15 @@ def render(summary: dict[str, Any], history: list[dict[str, Any]]) -> str:
 def _why(summary: dict[str, Any], plan: dict[str, Any] | None) -> list[str]:
     out = []
     message = summary.get("message")
-    if message:
+    tripped = (plan or {}).get("tripped") or []
+    if tripped and summary.get("status") in ("refused", "rejected", "dry-run"):
+        items = "".join(f"<li>{escape(mask(str(t)))}</li>" for t in tripped)
+        head = "Would be refused" if summary.get("status") == "dry-run" else "Refused"
+        extra = f"<p>{escape(mask(str(message)))}</p>" if summary["status"] == "rejected" else ""
+        out.append(
+            f'<div class="why"><strong>{head} by its guards:</strong><ul>{items}</ul>{extra}</div>'
+        )
+    elif message:
         out.append(f'<div class="why"><strong>Why:</strong> {escape(mask(str(message)))}</div>')
     if summary.get("nothing_to_deliver"):
         out.append('<div class="note">Nothing to deliver: Unikum is already in step.</div>')
@@ -365,7 +373,7 @@ def _stages_section(stages: dict[str, Any]) -> list[str]:
         out.append("<p>No stage finished.</p>")
         return out
     rows = [
-        [name, f"{s['seconds']:.1f}", "" if s.get("rows") is None else s["rows"]]
+        [name, f"{s['seconds']:.1f}", "" if s.get("count") is None else f"{s['count']} {s['unit']}"]
         for name, s in stages.items()
     ]
     total = sum(s["seconds"] for s in stages.values())
