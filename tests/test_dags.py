@@ -18,7 +18,7 @@ pytestmark = pytest.mark.airflow
 
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 TAG_VOCABULARY = {"autosynk", "unikum", "nightly", "total", "school-year"}
-EXPECTED_DAGS = {"unikum_nightly_sync"}
+EXPECTED_DAGS = {"unikum_nightly_sync", "unikum_school_year_change"}
 
 
 def _parse(folder: Path):
@@ -82,6 +82,31 @@ def test_nightly_runs_before_unikums_deadline(dagbag):
         "commit_state",
         "report",
     ]
+
+
+def test_the_school_year_change_is_triggered_by_hand_and_waits_for_approval(dagbag):
+    dag = dagbag.dags["unikum_school_year_change"]
+    assert type(dag.timetable).__name__ == "NullTimetable"  # triggered by hand only
+    assert chain(dag) == [
+        "prepare",
+        "extract",
+        "transform_at_effective_date",
+        "delta",
+        "write",
+        "plan",
+        "checklist_report",
+        "approval",
+        "deliver",
+        "commit_state",
+        "report",
+    ]
+    assert dag.get_task("approval").response_timeout.total_seconds() == 72 * 3600
+    params = dag.params
+    assert {name: params.get_param(name).schema.get("title") for name in params} == {
+        "school_year": "School year",
+        "effective_date": "Effective date",
+        "mentor_links": "Sync owns mentor links",
+    }
 
 
 def chain(dag) -> list[str]:

@@ -127,7 +127,8 @@ def _approve(cfg: RunConfig, plan_id: str, *, commit: bool) -> int:
     from autosynk import plans
 
     run_id = plans.approve(cfg, plan_id)
-    stages = deliver_plan(cfg, run_id, commit=commit, approved_by=None)
+    kind = pipeline.staging_for(cfg).get_run(run_id)["kind"]  # type: ignore[index]
+    stages = deliver_plan(cfg, run_id, commit=commit, approved_by=None, kind=kind)
     print(f"plan: {plan_id}")
     print(f"approved plan {plan_id} of run {run_id}: {stages['report']['status']}")
     _print_files(stages)
@@ -183,6 +184,81 @@ def _print_outcome(run_id: str, stages: dict[str, Any], config: str) -> int:
     print(f"  summary: {stages['report']['summary']}")
     print(f"report: {stages['report']['report']}")
     return code
+
+
+def _cmd_school_year_plan(args: argparse.Namespace) -> int:
+    """Plan the school-year change; deliver nothing. The plan keeps the run lock while it
+    waits for approval, so no nightly run moves the delivered state under it."""
+    from autosynk import school_year
+
+    cfg = load_config(args.config)
+    run_id = args.run_id or new_run_id("school-year")
+    mentor_links = None if args.mentor_links is None else args.mentor_links == "yes"
+    stages: dict[str, Any] = {}
+    try:
+        stages["prepare"] = school_year.prepare(
+            cfg, run_id, school_year=args.school_year, effective=args.effective_date
+        )
+        stages["extract"] = pipeline.extract(cfg, run_id)
+        stages["transform"] = pipeline.transform(cfg, run_id, mentor_links=mentor_links)
+        stages["delta"] = pipeline.compute_delta(cfg, run_id)
+        stages["write"] = pipeline.write(cfg, run_id)
+        school_year.plan(cfg, run_id, mentor_links=mentor_links)
+        stages["plan"] = school_year.checklist_report(cfg, run_id)
+        waits = stages["plan"]["needs_approval"]
+        stages["report"] = pipeline.report(cfg, run_id, release=not waits)
+    except Exception as exc:
+        _end_early(cfg, run_id, exc, school_year.KIND)
+    plan = stages["plan"]
+    print(f"plan: {plan['plan_id']}")
+    print(
+        f"school year {stages['prepare']['school_year']}, effective "
+        f"{stages['prepare']['evaluation_date']}: {plan['status']}"
+    )
+    checklist = school_year.read_checklist(cfg, run_id) or {"items": []}
+    for item in checklist["items"]:
+        print(f"  {item['title']}: {item['count']} ({item['status']})")
+    for text in plan["blocking"]:
+        print(f"  BLOCKING: {text}")
+    for text in plan["tripped"]:
+        print(f"  {text}")
+    code = 0
+    if plan["blocking"]:
+        print("blocked: this plan cannot be applied; fix the register, then plan again")
+        code = EXIT_REFUSED
+    elif plan["nothing_to_deliver"]:
+        print("nothing to deliver: the register at the effective date is what Unikum has")
+    else:
+        if plan["refused"]:
+            print("refused by the school-year guards: read the report before you approve")
+        print(
+            f"nothing delivered yet; the run lock is held for this plan. Apply it with: "
+            f"autosynk school-year apply --config {args.config} --plan {plan['plan_id']}  "
+            f"(or reject it: autosynk school-year reject --config {args.config} "
+            f"--plan {plan['plan_id']})"
+        )
+        code = EXIT_REFUSED if plan["refused"] else EXIT_OK
+    print(f"report: {plan['report']}")
+    return code
+
+
+def _cmd_school_year_apply(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    return _approve(cfg, args.plan, commit=True)
+
+
+def _cmd_school_year_reject(args: argparse.Namespace) -> int:
+    from autosynk import plans
+
+    cfg = load_config(args.config)
+    st = pipeline.staging_for(cfg)
+    run = plans.find(st, args.plan)
+    plans.reject(cfg, run["run_id"], f"rejected by {plans.who()}")
+    result = pipeline.report(cfg, run["run_id"])
+    print(f"plan: {args.plan}")
+    print(f"rejected plan {args.plan}: nothing delivered, the run lock is free")
+    print(f"report: {result['report']}")
+    return 0
 
 
 def _cmd_stage(args: argparse.Namespace) -> int:
@@ -325,6 +401,38 @@ def build_parser() -> argparse.ArgumentParser:
         "one it was computed against",
     )
     run.set_defaults(func=_cmd_run, progress=True)
+
+    year = sub.add_parser("school-year", help="the school-year change (läsårsbyte)")
+    year_sub = year.add_subparsers(dest="school_year_command", required=True)
+    year_plan = year_sub.add_parser(
+        "plan", help="plan the change at its effective date: the checklist; deliver nothing"
+    )
+    year_plan.add_argument("--config", required=True)
+    year_plan.add_argument("--school-year", required=True, metavar="YYYY/YY", help="e.g. 2027/28")
+    year_plan.add_argument(
+        "--effective-date",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="evaluate the register at this date (default: the school year's first day, "
+        "the mapping's school_year_starts)",
+    )
+    year_plan.add_argument(
+        "--mentor-links",
+        choices=["yes", "no"],
+        help="does the sync own mentor links (default: the mapping's mentor_links)",
+    )
+    year_plan.add_argument("--run-id", help="name the run (default: a new id)")
+    year_plan.set_defaults(func=_cmd_school_year_plan, progress=True)
+    year_apply = year_sub.add_parser("apply", help="deliver exactly this plan's files")
+    year_apply.add_argument("--config", required=True)
+    year_apply.add_argument("--plan", required=True)
+    year_apply.set_defaults(func=_cmd_school_year_apply, progress=True)
+    year_reject = year_sub.add_parser(
+        "reject", help="drop this plan: nothing is delivered, the run lock is freed"
+    )
+    year_reject.add_argument("--config", required=True)
+    year_reject.add_argument("--plan", required=True)
+    year_reject.set_defaults(func=_cmd_school_year_reject)
 
     stage = sub.add_parser("stage", help="run one stage of a run (as a DAG task would)")
     stage.add_argument(

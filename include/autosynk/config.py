@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -248,7 +248,12 @@ class Guards(Strict):
     """Guard limits: ``defaults`` per operation, and ``types`` overriding them for a
     principals row type (``user``, ``class``, ``school``) or a relation type."""
 
-    defaults: Limits = DEFAULT_LIMITS
+    #: what an operation is held to where neither ``types`` nor ``defaults`` say
+    fallback: ClassVar[Limits] = DEFAULT_LIMITS
+    #: limits of types that differ from ``fallback`` unless the configuration says otherwise
+    builtin_types: ClassVar[dict[str, Limits]] = {}
+
+    defaults: Limits = Limits()
     types: dict[str, Limits] = Field(default_factory=dict)
 
     @field_validator("types")
@@ -263,12 +268,51 @@ class Guards(Strict):
         return value
 
     def limit(self, type_name: str, operation: str) -> Limit:
-        """The limit for ``operation`` (add | change | remove) of ``type_name``."""
-        own = self.types.get(type_name)
-        found = getattr(own, operation) if own is not None else None
-        if found is None:
-            found = getattr(self.defaults, operation)
-        return found if found is not None else getattr(DEFAULT_LIMITS, operation)
+        """The limit for ``operation`` (add | change | remove) of ``type_name``: the
+        configured type's, a built-in type's, the configured default, the fallback."""
+        for limits in (
+            self.types.get(type_name),
+            self.builtin_types.get(type_name),
+            self.defaults,
+            self.fallback,
+        ):
+            found = getattr(limits, operation) if limits is not None else None
+            if found is not None:
+                return found
+        raise AssertionError(f"no limit for {operation}")  # pragma: no cover - fallback has all
+
+
+_UNLIMITED = Limit(max_share=None)
+
+
+class SchoolYearGuards(Guards):
+    """The school-year change's own budget (``safety.school_year``).
+
+    The change detaches last year's groups and their memberships and rewrites every
+    pupil's årskurs on purpose, so those are not limited; what stays guarded is what a
+    year change does not explain: pupils, guardians and staff leaving schools or the
+    sync (a partial export), and a surge of new records.
+    """
+
+    fallback: ClassVar[Limits] = Limits(
+        add=Limit(max_share=0.5),
+        change=_UNLIMITED,
+        remove=Limit(max_share=0.35),
+    )
+    builtin_types: ClassVar[dict[str, Limits]] = {
+        name: Limits(add=_UNLIMITED, remove=_UNLIMITED)
+        for name in (
+            "class",
+            "class_in_school",
+            "student_in_class",
+            "teacher_in_class",
+            "mentor_for",
+            "administrator_for",
+        )
+    }
+
+    #: a plan with pupils at a school without any group cannot be applied (spec §9.4)
+    block_on_students_without_group: bool = True
 
 
 class Safety(Guards):
@@ -282,6 +326,8 @@ class Safety(Guards):
     max_remove_fraction: float = Field(0.15, ge=0, le=1)
     #: that guard only applies once at least this many relations would go
     min_removes_to_guard: int = Field(200, ge=0)
+    #: the school-year change's own limits (the nightly keeps refusing such a delta)
+    school_year: SchoolYearGuards = SchoolYearGuards()
 
 
 class RunConfig(Strict):

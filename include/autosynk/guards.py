@@ -82,7 +82,7 @@ def evaluate(
     by_type: dict[str, dict[str, dict[str, int]]],
     guards: Guards,
     *,
-    max_remove_fraction: float,
+    max_remove_fraction: float | None,
     min_removes_to_guard: int,
     first_night: bool = False,
     total: bool = False,
@@ -123,6 +123,8 @@ def evaluate(
                         waived=why,
                     )
                 )
+    if max_remove_fraction is None:
+        return results
     relations = by_type.get("relations", {}).values()
     removed = sum(c.get("remove", 0) for c in relations)
     delivered = sum(c.get("delivered", 0) for c in relations)

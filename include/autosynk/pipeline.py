@@ -103,12 +103,20 @@ def _run_or_fail(st: Staging, run_id: str) -> dict[str, Any]:
 # -- stages -----------------------------------------------------------------------------
 
 
-def evaluation_date_for(cfg: RunConfig, given: str | dt.date | None = None) -> str:
-    """The date the register is evaluated at: ``given``, else today where the run is."""
+def evaluation_date_for(
+    cfg: RunConfig, given: str | dt.date | None = None, floor: str | None = None
+) -> str:
+    """The date the register is evaluated at: ``given``, else today where the run is, or
+    ``floor`` (an applied school-year change's effective date) when that is later."""
     if given is None or given == "":
-        return local_now(cfg).date().isoformat()
+        today = local_now(cfg).date().isoformat()
+        return max(today, floor) if floor else today
     if isinstance(given, dt.date):
         return given.isoformat()
+    return evaluation_date_for_text(given)
+
+
+def evaluation_date_for_text(given: str) -> str:
     try:
         return dt.date.fromisoformat(str(given).strip()).isoformat()
     except ValueError:
@@ -126,8 +134,10 @@ def prepare(
 ) -> dict[str, Any]:
     """Migrate staging, take the run lock, open the ledger row and the work directory.
 
-    ``evaluation_date`` (default: today in the configured time zone) is recorded in the
-    run ledger; the transform evaluates the register at it. A retry keeps the first one.
+    ``evaluation_date`` (default: today in the configured time zone, or the effective
+    date of the last applied school-year change when that is later, spec §10) is recorded
+    in the run ledger; the transform evaluates the register at it. A retry keeps the
+    first one.
     """
     st = staging_for(cfg)
     revision = st.upgrade()
@@ -136,7 +146,7 @@ def prepare(
     run = _run_or_fail(st, run_id)
     date = run["evaluation_date"]
     if date is None:
-        date = evaluation_date_for(cfg, evaluation_date)
+        date = evaluation_date_for(cfg, evaluation_date, floor=st.latest_effective_date())
         st.update_run(run_id, evaluation_date=date)
     ws = workspace_for(cfg, run_id)
     ws.root.mkdir(parents=True, exist_ok=True)
@@ -181,13 +191,19 @@ def extract(cfg: RunConfig, run_id: str) -> dict[str, Any]:
 
 @stage("transform", lambda result: (result["principals"] + result["relations"], "rows"))
 @collector_paused()
-def transform(cfg: RunConfig, run_id: str) -> dict[str, Any]:
-    """Map and validate the snapshot into ``mapped/`` (principals, relations, quarantine)."""
+def transform(cfg: RunConfig, run_id: str, *, mentor_links: bool | None = None) -> dict[str, Any]:
+    """Map and validate the snapshot into ``mapped/`` (principals, relations, quarantine).
+
+    ``mentor_links`` overrides the mapping spec's ``mentor_links`` for this run (the
+    school-year change's trigger form may).
+    """
     st = staging_for(cfg)
     st.acquire(run_id, cfg.staging.lock_wait_seconds)
     run = _run_or_fail(st, run_id)
     ws = workspace_for(cfg, run_id)
     mapping = load_mapping(cfg.mapping)
+    if mentor_links is not None:
+        mapping = mapping.model_copy(update={"mentor_links": mentor_links})
     with ws.local_dir("extract") as folder:
         snapshot = read_typed_snapshot(folder)
         rejected_rows = _export_problems(folder)
@@ -318,8 +334,8 @@ def compute_delta(cfg: RunConfig, run_id: str, *, total: bool = False) -> dict[s
     protected = _read_frame(ws, "mapped", "protected.parquet")
     base_run = st.last_committed_run()
     result = delta_engine.diff(
-        _mapped_source(ws, "principals.parquet"),
-        _mapped_source(ws, "relations.parquet"),
+        mapped_source(ws, "principals.parquet"),
+        mapped_source(ws, "relations.parquet"),
         *snapshot.delivered_state(cfg.work_base, st, base_run, run_id),
         held_source_ids=quarantine.loc[quarantine["severity"] == "error", "source_id"],
         protected_source_ids=protected["source_id"],
@@ -350,13 +366,21 @@ def compute_delta(cfg: RunConfig, run_id: str, *, total: bool = False) -> dict[s
     return counts
 
 
-def _mapped_source(ws: RunWorkspace, name: str) -> delta_engine.Source:
+def mapped_source(ws: RunWorkspace, name: str) -> delta_engine.Source:
     """A mapped frame where DuckDB can read it: the file on a local disk, else in memory."""
     if not ws.exists("mapped", name):
         raise _missing(ws, "mapped", name)
     if ws.is_local:
         return ws.local_path("mapped", name)
     return pq.read_table(io.BytesIO(ws.read_bytes("mapped", name)))
+
+
+def read_table(ws: RunWorkspace, *parts: str) -> pa.Table:
+    """A Parquet file of the run's work directory as an Arrow table."""
+    try:
+        return pq.read_table(io.BytesIO(ws.read_bytes(*parts)))
+    except FileNotFoundError:
+        raise _missing(ws, *parts) from None
 
 
 def _delta_file(ws: RunWorkspace, data: bytes | None, mapped: str, name: str) -> None:

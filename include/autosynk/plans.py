@@ -56,14 +56,18 @@ def make_plan(
     dry_run: bool = False,
     allow_mass_removal: bool = False,
     limits: Guards | None = None,
+    overall_removes: bool = True,
     needs_approval: bool = False,
+    blocking: list[str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Make the run's plan from its delta and package; judge it by the guards.
 
-    ``limits`` replaces the configured guard limits (the school-year change has its own);
-    ``needs_approval`` makes every plan wait for a person, guards passed or not; ``extra``
-    is kept in the plan as it is (counts only). Idempotent: a plan once made stands.
+    ``limits`` replaces the configured guard limits (the school-year change has its own)
+    and ``overall_removes`` False drops ``max_remove_fraction``; ``needs_approval`` makes
+    every plan wait for a person, guards passed or not; ``blocking`` (one line each) makes
+    a plan that cannot be approved at all; ``extra`` is kept in the plan as it is (counts
+    only). Idempotent: a plan once made stands.
     """
     st = Staging(cfg.staging.url)
     st.acquire(run_id, cfg.staging.lock_wait_seconds)
@@ -82,7 +86,7 @@ def make_plan(
     results = guards.evaluate(
         delta["by_type"],
         limits or cfg.safety,
-        max_remove_fraction=cfg.safety.max_remove_fraction,
+        max_remove_fraction=cfg.safety.max_remove_fraction if overall_removes else None,
         min_removes_to_guard=cfg.safety.min_removes_to_guard,
         first_night=base_run is None,
         total=bool(delta["counts"].get("total")),
@@ -90,8 +94,11 @@ def make_plan(
     )
     tripped = guards.tripped(results)
     refused = bool(tripped)
+    blocked = list(blocking or [])
     if dry_run:
         status = "dry-run"
+    elif blocked:
+        status = "blocked"
     elif refused:
         status = "refused"
     elif needs_approval and not package.get("nothing_to_deliver"):
@@ -110,6 +117,7 @@ def make_plan(
         "dry_run": dry_run,
         "refused": refused,
         "tripped": [r.describe() for r in tripped],
+        "blocking": blocked,
         "guards": [r.as_dict() for r in results],
         "counts": delta["by_type"],
         "totals": totals(delta["by_type"]),
@@ -118,18 +126,17 @@ def make_plan(
         **(extra or {}),
     }
     ws.write_json(plan, *PLAN_FILE)
-    message = "; ".join(plan["tripped"]) if refused else None
-    st.update_run(
-        run_id, plan_id=plan["plan_id"], plan=plan, status=status, message=_refusal(plan, message)
-    )
+    st.update_run(run_id, plan_id=plan["plan_id"], plan=plan, status=status, message=_why(plan))
     log.info("run %s: plan %s, %s", run_id, plan["plan_id"], status)
     return outline(plan)
 
 
-def _refusal(plan: dict[str, Any], tripped: str | None) -> str | None:
-    if tripped is None:
-        return None
-    return f"refused by its guards: {tripped}"[:2000]
+def _why(plan: dict[str, Any]) -> str | None:
+    if plan["blocking"]:
+        return f"blocked: {'; '.join(plan['blocking'])}"[:2000]
+    if plan["tripped"]:
+        return f"refused by its guards: {'; '.join(plan['tripped'])}"[:2000]
+    return None
 
 
 def totals(by_type: dict[str, dict[str, dict[str, int]]]) -> dict[str, int]:
@@ -153,6 +160,7 @@ def outline(plan: dict[str, Any]) -> dict[str, Any]:
         "dry_run": plan["dry_run"],
         "needs_approval": plan["status"] in AWAITING_APPROVAL,
         "tripped": plan["tripped"],
+        "blocking": plan.get("blocking", []),
         "totals": plan["totals"],
         "nothing_to_deliver": plan["nothing_to_deliver"],
     }
@@ -166,8 +174,16 @@ def describe(plan: dict[str, Any], report: str | None = None) -> str:
     lines.append(
         f"Computed against the delivered state of run `{plan['base_run'] or 'none (first night)'}`."
     )
+    if plan.get("blocking"):
+        lines += ["", "**BLOCKED: this plan cannot be applied:**"]
+        lines += [f"- {b}" for b in plan["blocking"]]
     if plan["tripped"]:
         lines += ["", "**Refused by its guards:**", *(f"- {t}" for t in plan["tripped"])]
+    if plan.get("checklist"):
+        lines += ["", f"**School-year checklist** ({plan.get('school_year')}, effective "]
+        lines[-1] += f"{plan.get('effective_date')}):"
+        for item in plan["checklist"].values():
+            lines.append(f"- {item['title']}: {item['count']} ({item['status']})")
     t = plan["totals"]
     lines += ["", f"Adds {t['adds']}, changes {t['changes']}, removes {t['removes']}.", ""]
     lines += ["| type | new/add | changed | dropped/remove | delivered |", "|---|---|---|---|---|"]
@@ -217,11 +233,16 @@ def approve(cfg: RunConfig, plan_id: str, approved_by: str | None = None) -> str
         return str(run["run_id"])
     if run["status"] == "rejected":
         raise SafetyError(f"plan {plan_id} was rejected; nothing was delivered: make a new plan")
+    if run["status"] == "blocked":
+        raise SafetyError(
+            f"plan {plan_id} cannot be applied: {run['message']}; fix the register "
+            "and make a new plan"
+        )
     if run["status"] not in APPROVABLE:
         raise StateError(f"plan {plan_id} cannot be approved: its run is {run['status']}")
     st.acquire(run["run_id"], cfg.staging.lock_wait_seconds)
     require_current(st, run)
-    record_approval(cfg, st, run, approved_by or _who())
+    record_approval(cfg, st, run, approved_by or who())
     return str(run["run_id"])
 
 
@@ -249,6 +270,8 @@ def ready_to_deliver(
         raise StateError(f"run {run['run_id']} has no plan yet: run the plan stage first")
     if status == "rejected":
         raise SafetyError(f"plan {run['plan_id']} was rejected; nothing is delivered")
+    if status == "blocked":
+        raise SafetyError(f"plan {run['plan_id']} cannot be applied: {run['message']}")
     require_current(st, run)
     if status in (*AWAITING_APPROVAL, "dry-run"):
         if approved_by is None:
@@ -274,7 +297,7 @@ def reject(cfg: RunConfig, run_id: str, reason: str) -> None:
     st.update_run(run_id, status="rejected", plan=plan, message=f"rejected: {reason}"[:2000])
 
 
-def _who() -> str:
+def who() -> str:
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name in a container

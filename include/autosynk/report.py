@@ -60,7 +60,11 @@ def build_summary(
         for d in st.deliveries(run["run_id"])
     ]
     status = run["status"]
+    checklist = None
+    if ws.exists("plan", "checklist.json"):
+        checklist = ws.read_json("plan", "checklist.json")
     return {
+        "checklist": checklist,
         "run_id": run["run_id"],
         "kind": run["kind"],
         "status": status,

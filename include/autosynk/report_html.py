@@ -54,6 +54,7 @@ _STATUS_CLASS = {
     "refused": "refused",
     "rejected": "refused",
     "awaiting-approval": "waiting",
+    "blocked": "refused",
     "dry-run": "neutral",
     "failed": "failed",
 }
@@ -63,6 +64,7 @@ _STATUS_TEXT = {
     "refused": "refused by its guards: waiting for approval, nothing delivered",
     "awaiting-approval": "waiting for approval, nothing delivered",
     "rejected": "rejected: nothing delivered",
+    "blocked": "blocked: this plan cannot be applied, nothing delivered",
     "dry-run": "dry run: nothing delivered, nothing committed",
     "failed": "failed: nothing committed",
     "approved": "approved, being delivered",
@@ -111,6 +113,7 @@ def render(summary: dict[str, Any], history: list[dict[str, Any]]) -> str:
         f"{escape(status)}</span> {escape(_STATUS_TEXT.get(status, ''))}</p>",
     ]
     parts += _why(summary, plan)
+    parts += _checklist_section(summary.get("checklist"))
     parts += _plan_section(plan)
     parts += _counts_section(summary, plan)
     parts += _chart_section(history, str(summary.get("run_id")))
@@ -125,7 +128,14 @@ def _why(summary: dict[str, Any], plan: dict[str, Any] | None) -> list[str]:
     out = []
     message = summary.get("message")
     tripped = (plan or {}).get("tripped") or []
-    if tripped and summary.get("status") in ("refused", "rejected", "dry-run"):
+    blocking = (plan or {}).get("blocking") or []
+    if blocking:
+        items = "".join(f"<li>{escape(mask(str(b)))}</li>" for b in blocking)
+        out.append(
+            '<div class="why"><strong>Blocked: this plan cannot be applied.</strong>'
+            f"<ul>{items}</ul>Fix the register, then make a new plan.</div>"
+        )
+    if tripped and summary.get("status") in ("refused", "rejected", "dry-run", "blocked"):
         items = "".join(f"<li>{escape(mask(str(t)))}</li>" for t in tripped)
         head = "Would be refused" if summary.get("status") == "dry-run" else "Refused"
         extra = f"<p>{escape(mask(str(message)))}</p>" if summary["status"] == "rejected" else ""
@@ -141,11 +151,63 @@ def _why(summary: dict[str, Any], plan: dict[str, Any] | None) -> list[str]:
         if summary.get("status") == "dry-run":
             out.append(f'<div class="note">Dry run: a real run {verb}.</div>')
         else:
+            plan_id = escape(plan["plan_id"])
+            command = (
+                f"autosynk school-year apply --config &lt;config&gt; --plan {plan_id}"
+                if plan.get("school_year")
+                else f"autosynk run --config &lt;config&gt; --approve {plan_id}"
+            )
             out.append(
-                '<div class="note">To deliver exactly this plan: <code>autosynk run --config '
-                f"&lt;config&gt; --approve {escape(plan['plan_id'])}</code>, or approve the "
-                "run's approval task in Airflow. Reject it, or let it time out, and nothing "
-                "is delivered.</div>"
+                f'<div class="note">To deliver exactly this plan: <code>{command}</code>, or '
+                "approve the run's approval task in Airflow. Reject it, or let it time out, "
+                "and nothing is delivered.</div>"
+            )
+    return out
+
+
+_ITEM_CLASS = {
+    "ok": "ok",
+    "info": "neutral",
+    "removed": "neutral",
+    "manual": "waiting",
+    "attention": "waiting",
+    "blocking": "refused",
+}
+MAX_LISTED_PER_ITEM = 200
+
+
+def _checklist_section(checklist: dict[str, Any] | None) -> list[str]:
+    """The school-year checklist (spec §9), item by item, lists masked and cut short."""
+    if not checklist:
+        return []
+    out = [
+        f"<h2>School-year checklist: {escape(str(checklist.get('school_year')))}, effective "
+        f"{escape(str(checklist.get('effective_date')))}</h2>",
+        '<table id="checklist"><thead><tr><th>item</th><th>count</th><th>status</th>'
+        "</tr></thead><tbody>",
+    ]
+    for item in checklist.get("items", []):
+        status = str(item["status"])
+        out.append(
+            f'<tr><td><a href="#item-{escape(item["id"])}">{escape(item["title"])}</a></td>'
+            f'<td class="n">{int(item["count"])}</td><td><span class="status '
+            f'{_ITEM_CLASS.get(status, "neutral")}">{escape(status)}</span></td></tr>'
+        )
+    out.append("</tbody></table>")
+    for item in checklist.get("items", []):
+        out.append(f'<h3 id="item-{escape(item["id"])}">{escape(item["title"])}</h3>')
+        if item.get("note"):
+            out.append(f"<p>{escape(mask(str(item['note'])))}</p>")
+        rows = item.get("rows") or []
+        if not rows:
+            out.append("<p>None.</p>")
+            continue
+        shown = [[mask(str(v)) for v in row] for row in rows[:MAX_LISTED_PER_ITEM]]
+        out.append(_table([str(c) for c in item["columns"]], shown))
+        if len(rows) > MAX_LISTED_PER_ITEM:
+            out.append(
+                f"<p>… and {len(rows) - MAX_LISTED_PER_ITEM} more in "
+                "<code>plan/checklist.json</code> in the run's work directory.</p>"
             )
     return out
 

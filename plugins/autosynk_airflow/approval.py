@@ -23,15 +23,20 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 TIMEOUT_ENV = "AUTOSYNK_APPROVAL_TIMEOUT_HOURS"
 DEFAULT_TIMEOUT_HOURS = 23.0
+#: the school-year change's plan: a person has days, not hours (the nightly waits meanwhile)
+SCHOOL_YEAR_TIMEOUT_ENV = "AUTOSYNK_SCHOOL_YEAR_APPROVAL_TIMEOUT_HOURS"
+SCHOOL_YEAR_TIMEOUT_HOURS = 72.0
 
 
-def approval_timeout() -> dt.timedelta:
+def approval_timeout(
+    env: str = TIMEOUT_ENV, default_hours: float = DEFAULT_TIMEOUT_HOURS
+) -> dt.timedelta:
     """How long a plan waits for a person before it counts as rejected."""
-    text = os.environ.get(TIMEOUT_ENV, "").strip()
+    text = os.environ.get(env, "").strip()
     try:
-        hours = float(text) if text else DEFAULT_TIMEOUT_HOURS
+        hours = float(text) if text else default_hours
     except ValueError:
-        hours = DEFAULT_TIMEOUT_HOURS
+        hours = default_hours
     return dt.timedelta(hours=max(hours, 0.001))
 
 
@@ -43,13 +48,14 @@ class PlanApprovalOperator(ApprovalOperator):
         *,
         plan_task: str = "plan",
         notifiers: list[BaseNotifier] | None = None,
+        timeout: dt.timedelta | None = None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("subject", "autosynk: a plan waits for your approval")
         kwargs.setdefault("body", "{{ ti.xcom_pull(task_ids='" + plan_task + "')['body'] }}")
         super().__init__(
             defaults="Reject",
-            response_timeout=approval_timeout(),
+            response_timeout=timeout or approval_timeout(),
             notifiers=notifiers,
             **kwargs,
         )
@@ -57,12 +63,12 @@ class PlanApprovalOperator(ApprovalOperator):
 
     def execute(self, context: Any) -> Any:
         plan = context["ti"].xcom_pull(task_ids=self.plan_task) or {}
+        if plan.get("status") in ("dry-run", "blocked"):
+            # nothing may be delivered: skip delivery too (the report says why)
+            self.skip(ti=context["ti"], tasks=context["task"].get_direct_relatives(upstream=False))
+            raise AirflowSkipException(f"the plan is {plan['status']}: nothing to approve")
         if not plan.get("needs_approval"):
-            raise AirflowSkipException(
-                "the plan passed its guards: no approval needed"
-                if not plan.get("dry_run")
-                else "a dry run: nothing to approve"
-            )
+            raise AirflowSkipException("the plan passed its guards: no approval needed")
         return super().execute(context)
 
 

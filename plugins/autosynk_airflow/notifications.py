@@ -30,13 +30,13 @@ NIGHT_BODY = (
     "DAG's runbook in Airflow.</p>"
 )
 APPROVAL_SUBJECT = (
-    "autosynk: plan {{ ti.xcom_pull(task_ids='plan')['plan_id'] }} of {{ dag.dag_id }} "
+    "autosynk: plan {{ ti.xcom_pull(task_ids='PLAN')['plan_id'] }} of {{ dag.dag_id }} "
     "waits for approval"
 )
 APPROVAL_BODY = (
     "<p>autosynk: run <b>{{ run_id }}</b> of <b>{{ dag.dag_id }}</b> waits for approval; "
     "nothing is delivered until someone approves it (Airflow: Required actions).</p>"
-    "<pre>{{ ti.xcom_pull(task_ids='plan')['body'] }}</pre>"
+    "<pre>{{ ti.xcom_pull(task_ids='PLAN')['body'] }}</pre>"
 )
 
 
@@ -67,6 +67,8 @@ def night_notifiers() -> list[BaseNotifier]:
     return _email(NIGHT_SUBJECT, NIGHT_BODY)
 
 
-def approval_notifiers() -> list[BaseNotifier]:
-    """For the approval task: a plan waits for a person."""
-    return _email(APPROVAL_SUBJECT, APPROVAL_BODY)
+def approval_notifiers(plan_task: str = "plan") -> list[BaseNotifier]:
+    """For the approval task: a plan (the XCom of ``plan_task``) waits for a person."""
+    return _email(
+        APPROVAL_SUBJECT.replace("PLAN", plan_task), APPROVAL_BODY.replace("PLAN", plan_task)
+    )

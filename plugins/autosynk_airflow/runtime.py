@@ -89,6 +89,12 @@ def report_and_judge(
         return result
     if run is None:
         raise AutosynkError("the night stopped before it started; see the failed task's log")
+    if status == "blocked":
+        result = pipeline.report(cfg, run_id)
+        raise AutosynkError(
+            f"{mask(run['message'] or 'blocked')}; plan {run['plan_id']} cannot be applied; "
+            f"nothing was delivered; report: {result['report']}"
+        )
     if status in AWAITING_APPROVAL:
         reason = _why_not_approved(approval)
         plans.reject(cfg, run_id, reason)

@@ -56,7 +56,7 @@ class _Context:
         self.spec = spec
         self.organisation_id = organisation_id
         self.today = today
-        self.school_year = school_year_of(today)
+        self.school_year = school_year_of(today, spec.school_year_starts)
         self.out = Mapped()
 
     def quarantine(self, entity: str, source_id: str, reason: str, severity: str = "error") -> None:

@@ -7,6 +7,7 @@ validated: unknown keys and wrong values are errors naming the key and line.
 
 from __future__ import annotations
 
+import datetime as dt
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -100,6 +101,18 @@ class MappingSpec(_Strict):
     grade_labels: dict[str, dict[str, str]] = {}
     user_defaults: UserDefaults = UserDefaults()
     directory: DirectoryUse = DirectoryUse()
+    school_year_starts: str = "07-01"
+
+    @field_validator("school_year_starts")
+    @classmethod
+    def _month_day(cls, value: str) -> str:
+        try:
+            dt.date.fromisoformat(f"2000-{value}")  # a leap year: 02-29 is a day too
+        except ValueError:
+            raise ValueError(f"{value!r} is not a day of the year (MM-DD)") from None
+        if len(value) != 5:
+            raise ValueError(f"{value!r} is not a day of the year (MM-DD)")
+        return value
 
     @field_validator("school_forms")
     @classmethod

@@ -32,7 +32,11 @@ def normalise_email(value: str, lowercase: bool) -> str:
     return value.lower() if lowercase else value
 
 
-def school_year_of(today: str) -> int:
-    """The calendar year a school year starts in: 2026-11-28 -> 2026, 2027-03-01 -> 2026."""
-    year, month = int(today[:4]), int(today[5:7])
-    return year if month >= 7 else year - 1
+def school_year_of(today: str, starts: str = "07-01") -> int:
+    """The calendar year a school year starts in: 2026-11-28 -> 2026, 2027-03-01 -> 2026.
+
+    ``starts`` is the school year's first day (``MM-DD``, the mapping's
+    ``school_year_starts``).
+    """
+    year = int(today[:4])
+    return year if today[5:10] >= starts else year - 1

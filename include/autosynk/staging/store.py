@@ -153,12 +153,18 @@ class Staging:
         run = self.get_run(holder)
         status = run["status"] if run else None
         if run is not None and status in AWAITING_APPROVAL:
+            plan = run["plan_id"]
+            how = (
+                f"`autosynk school-year apply --plan {plan}` or `autosynk school-year reject "
+                f"--plan {plan}`"
+                if run["kind"] == "school-year"
+                else f"`autosynk run --approve {plan}`"
+            )
             return (
-                f"staging is locked by run {holder} (waiting for approval of plan "
-                f"{run['plan_id']}, since {since}); runs never "
-                "overlap. Approve or reject that plan first (in Airflow: the run's approval "
-                "task); if that run is dead, release it with "
-                f"`autosynk unlock {holder}`"
+                f"staging is locked by run {holder} ({run['kind']}, waiting for approval of "
+                f"plan {plan}, since {since}); runs never overlap. Approve or reject that plan "
+                f"first ({how}, or in Airflow the run's approval task); if that run is dead, "
+                f"release it with `autosynk unlock {holder}`"
             )
         if status == "approved":
             return (
@@ -310,6 +316,23 @@ class Staging:
         relations (type, a, b)."""
         return self._table(*self._principals_query()), self._table(*self._relations_query())
 
+    def delivered_rows(self, kinds: tuple[str, ...]) -> pa.Table:
+        """The delivered principals of ``kinds`` with their rows (kind, key, row)."""
+        t = schema.delivered_principal
+        query = sa.select(t.c.kind, t.c.key, t.c.row).where(t.c.kind.in_(kinds))
+        return self._table(query, ["kind", "key", "row"])
+
+    def latest_effective_date(self) -> str | None:
+        """The effective date of the last applied school-year change (None: none applied)."""
+        table = schema.run
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.select(sa.func.max(table.c.evaluation_date)).where(
+                    table.c.kind == "school-year", table.c.status == "committed"
+                )
+            ).scalar_one_or_none()
+        return str(found) if found else None
+
     def delivered_principals(self) -> pd.DataFrame:
         return _frame(self._table(*self._principals_query()))
 
@@ -331,7 +354,8 @@ class Staging:
         # plain tuples, column by column: SQLAlchemy Row objects cost more than the query
         # itself at millions of rows
         with self.engine.connect() as conn:
-            sql = str(query.compile(dialect=conn.dialect))
+            # constants only (row kinds): bound into the text
+            sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             cursor.execute(sql)
             rows = cursor.fetchall()
