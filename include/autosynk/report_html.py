@@ -16,7 +16,7 @@ from collections import defaultdict
 from html import escape
 from typing import Any
 
-from autosynk.identity import mask
+from autosynk.identity import mask, mask_shaped
 
 #: the chart's series: key, label, colour
 SERIES = (
@@ -202,7 +202,7 @@ def _checklist_section(checklist: dict[str, Any] | None) -> list[str]:
         if not rows:
             out.append("<p>None.</p>")
             continue
-        shown = [[mask(str(v)) for v in row] for row in rows[:MAX_LISTED_PER_ITEM]]
+        shown = [[mask_shaped(str(v)) for v in row] for row in rows[:MAX_LISTED_PER_ITEM]]
         out.append(_table([str(c) for c in item["columns"]], shown))
         if len(rows) > MAX_LISTED_PER_ITEM:
             out.append(
@@ -391,12 +391,12 @@ def _quarantine_section(quarantine: dict[str, Any]) -> list[str]:
         for entry in quarantine.get("entries") or []:
             ids = listed[entry.get("reason", "")]
             if len(ids) < MAX_LISTED_PER_REASON:
-                ids.append(f"{entry.get('entity')} {mask(str(entry.get('source_id')))}")
+                ids.append(f"{entry.get('entity')} {mask_shaped(str(entry.get('source_id')))}")
         out.append(
             _table(
                 ["reason", "records", "which (masked, at most 50)"],
                 [
-                    [mask(str(reason)), count, ", ".join(listed.get(reason, []))]
+                    [mask_shaped(str(reason)), count, ", ".join(listed.get(reason, []))]
                     for reason, count in reasons.items()
                 ],
                 {1},
