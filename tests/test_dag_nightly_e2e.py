@@ -89,3 +89,31 @@ def test_a_failed_night_fails_the_dag_run_and_frees_the_lock(tmp_path, monkeypat
     assert staging.lock_holder() is None
     assert staging.get_run(run.run_id)["status"] == "failed"
     assert not list((tmp_path / "out").glob("Exempelby_*"))
+
+
+def test_a_dry_run_plans_and_reports_and_delivers_nothing(tmp_path, monkeypatch, airflow_db):
+    register = tmp_path / "register"
+    generate(register, seed=5, scale="small")
+    config = tmp_path / "autosynk.yaml"
+    config.write_text(
+        "municipality: Exempelby\norganisation_id: exempelby-kommun\n"
+        "source: {kind: ss12000-files, path: register}\n"
+        "target: {kind: directory, path: out}\nwork_base: work\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("AUTOSYNK_CONFIG", str(config))
+    dag = _dag()
+    run = dag.test(run_conf={"dry_run": True, "evaluation_date": "2026-10-01"})
+    assert run.state == "success"
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    # nothing to approve: the approval task skips delivery and commit
+    assert [states[t] for t in ("deliver", "commit_state")] == ["skipped"] * 2, states
+    assert not list((tmp_path / "out").glob("Exempelby_*"))
+    summary = json.loads((tmp_path / "out" / "run-summary.json").read_text())
+    assert summary["status"] == "dry-run" and summary["evaluation_date"] == "2026-10-01"
+    assert summary["plan"]["dry_run"] is True
+    from autosynk.config import load_config
+    from autosynk.staging.store import Staging
+
+    staging = Staging(load_config(config).staging.url)
+    assert staging.last_committed_run() is None and staging.lock_holder() is None

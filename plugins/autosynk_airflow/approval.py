@@ -64,9 +64,10 @@ class PlanApprovalOperator(ApprovalOperator):
     def execute(self, context: Any) -> Any:
         plan = context["ti"].xcom_pull(task_ids=self.plan_task) or {}
         if plan.get("status") in ("dry-run", "blocked"):
-            # nothing may be delivered: skip delivery too (the report says why)
+            # nothing may be delivered: this task ends skipping delivery (and so the commit)
+            self.log.info("the plan is %s: nothing to approve, nothing delivered", plan["status"])
             self.skip(ti=context["ti"], tasks=context["task"].get_direct_relatives(upstream=False))
-            raise AirflowSkipException(f"the plan is {plan['status']}: nothing to approve")
+            return None  # skip() ends the task (it raises in the task runner)
         if not plan.get("needs_approval"):
             raise AirflowSkipException("the plan passed its guards: no approval needed")
         return super().execute(context)
