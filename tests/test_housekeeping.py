@@ -308,3 +308,38 @@ def test_evaluation_date_counts_ages_from_that_day(night, capsys):
     with pytest.raises(SystemExit) as usage:
         main(["housekeeping", "--config", str(night.config), "--evaluation-date", "x"])
     assert usage.value.code == 2
+
+
+def test_source_cache_goes_once_no_night_has_refreshed_it(tmp_path):
+    night = Night(tmp_path, f"sqlite:///{tmp_path}/staging.db")
+    cache = tmp_path / "work" / "source-cache"
+    cache.mkdir(parents=True)
+    (cache / "persons.json").write_text('{"data": []}')
+    cfg = load_config(night.config)
+    assert housekeeping(cfg)["removed"]["source_cache"]["count"] == 0
+    assert cache.is_dir()
+    stamp = (NOW - dt.timedelta(days=15)).timestamp()  # work_days: 14
+    os.utime(cache / "persons.json", (stamp, stamp))
+    found = housekeeping(cfg)["removed"]["source_cache"]
+    assert (found["count"], found["bytes"]) == (1, len('{"data": []}'))
+    assert not cache.exists()
+
+
+def test_a_work_base_on_object_storage_is_kept_the_same_way(tmp_path):
+    from upath import UPath
+
+    night = Night(tmp_path, f"sqlite:///{tmp_path}/staging.db")
+    base = f"memory://housekeeping-{tmp_path.name}"
+    night.config.write_text(
+        night.config.read_text().replace("work_base: work", f"work_base: {base}")
+    )
+    assert night.run("--run-id", "remote-night") == 0
+    cfg = load_config(night.config)
+    old = NOW - dt.timedelta(days=20)
+    night.staging().update_run("remote-night", started_at=old, ended_at=old, committed_at=old)
+    found = housekeeping(cfg)["removed"]
+    run_dir = UPath(base) / "remote-night"
+    assert [p.name for p in run_dir.iterdir()] == ["run-summary.json"]
+    assert found["work"]["count"] > 0 and found["work"]["bytes"] > 0
+    assert (UPath(base) / FOLDER / MANIFEST).exists()
+    assert (UPath(base) / "_housekeeping").is_dir()
