@@ -113,3 +113,21 @@ def test_cli_total_to_a_named_target_keeps_staging(tmp_path, capsys):
         ("remove", "student_in_class", tiny.C1, "7a"),
         ("remove", "mentor_for", tiny.T1, tiny.C1),
     }
+
+
+def test_deliver_takes_a_target_override(tmp_path):
+    from autosynk import pipeline
+    from autosynk.config import load_config
+    from tests.test_night_cli import stage
+
+    night = Night(tmp_path, f"sqlite:///{tmp_path}/staging.db", TEST_SERVER)
+    for name in ("prepare", "extract", "transform", "delta", "write"):
+        assert stage(night, name, "one") == 0
+    cfg = load_config(night.config)
+    done = pipeline.deliver(cfg, "one", target=cfg.extra_targets["test"])
+    assert done["delivered"] == 2
+    assert sorted(p.suffix for p in (tmp_path / "test-server").glob("Exempelby_*")) == [
+        ".principals",
+        ".relations",
+    ]
+    assert not list(night.out.glob("Exempelby_*"))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import subprocess
 from dataclasses import asdict
 from pathlib import Path
 
@@ -343,3 +344,32 @@ def test_a_work_base_on_object_storage_is_kept_the_same_way(tmp_path):
     assert found["work"]["count"] > 0 and found["work"]["bytes"] > 0
     assert (UPath(base) / FOLDER / MANIFEST).exists()
     assert (UPath(base) / "_housekeeping").is_dir()
+
+
+def _immovable(path: Path, on: bool) -> None:
+    """Make ``path`` impossible to remove (root removes a read-only folder's entries too)."""
+    if os.geteuid() != 0:
+        path.parent.chmod(0o500 if on else 0o700)
+        return
+    found = subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=False)
+    if found.returncode != 0:
+        pytest.skip("chattr is not available on this file system")
+
+
+def test_a_file_that_cannot_be_removed_is_one_clear_line(tmp_path, capsys):
+    night = Night(tmp_path, f"sqlite:///{tmp_path}/staging.db")
+    assert night.run("--run-id", "old") == 0
+    old = NOW - dt.timedelta(days=20)
+    night.staging().update_run("old", started_at=old, ended_at=old, committed_at=old)
+    stuck = tmp_path / "work" / "old" / "extract" / "persons.json"
+    _immovable(stuck, True)
+    try:
+        capsys.readouterr()
+        assert main(["housekeeping", "--config", str(night.config)]) == 1
+    finally:
+        _immovable(stuck, False)
+    err = capsys.readouterr().err
+    assert err.startswith("error: housekeeping stopped: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert stuck.exists()
+    assert night.staging().lock_holder() is None

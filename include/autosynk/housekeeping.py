@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo
 from upath import UPath
 
 from autosynk.config import DirectoryTarget, RunConfig
+from autosynk.errors import StateError
 from autosynk.staging import retention, schema
 from autosynk.staging.retention import LedgerRun
 from autosynk.staging.store import Staging
@@ -202,11 +203,14 @@ def housekeeping(
         with st.engine.connect() as conn:
             runs = retention.ledger_runs(conn)
         work = _Pass(cfg, moment, runs, runs_to_keep(runs))
-        _work_base(work)
-        _outboxes(work)
-        if not dry_run:
-            for action in work.actions:
-                action()
+        try:
+            _work_base(work)
+            _outboxes(work)
+            if not dry_run:
+                for action in work.actions:
+                    action()
+        except OSError as exc:
+            raise StateError(f"housekeeping stopped: {exc}") from None
         _database(work, st, remove=not dry_run)
         result = _result(work, lock_id, dry_run)
         result["record"] = _write_record(cfg, result, started, dry_run)
