@@ -373,3 +373,25 @@ def test_a_file_that_cannot_be_removed_is_one_clear_line(tmp_path, capsys):
     assert len(err.strip().splitlines()) == 1
     assert stuck.exists()
     assert night.staging().lock_holder() is None
+
+
+def test_run_directories_without_a_ledger_row_go_by_their_files_age(tmp_path):
+    """After the staging database was replaced: old run folders are still found; other
+    folders in the work base are left alone."""
+    night = Night(tmp_path, f"sqlite:///{tmp_path}/staging.db")
+    work = tmp_path / "work"
+    stamp = (NOW - dt.timedelta(days=100)).timestamp()
+    for name, entries in {
+        "orphan-old": ["extract/persons.json", "run-summary.json"],
+        "orphan-young": ["mapped/principals.parquet"],
+        "notes": ["old.txt"],
+    }.items():
+        for entry in entries:
+            path = work / name / entry
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("x")
+            if name != "orphan-young":
+                os.utime(path, (stamp, stamp))
+    found = housekeeping(load_config(night.config))["removed"]
+    assert sorted(p.name for p in work.iterdir()) == ["_housekeeping", "notes", "orphan-young"]
+    assert (found["work"]["count"], found["reports"]["count"]) == (1, 1)

@@ -26,8 +26,9 @@ kind                    what                                               kept 
 ======================  =================================================  ===============
 
 A run's age is counted from its last moment in the run ledger (its end, its commit, or else
-its start); anything without a ledger row, from the newest modification time of its files.
-What cannot be dated is kept.
+its start); a run's work directory without a ledger row (the ledger was reset), from the
+newest modification time of its files. What cannot be dated is kept, and so is a folder of
+the work base that is not a run's work directory.
 
 Never removed, whatever their age: the delivered state (the ``delivered_*`` tables and
 ``<work_base>/_delivered-state/``), the last committed run's ledger row and every ledger row
@@ -74,6 +75,9 @@ KINDS: dict[str, tuple[str, str, str]] = {
 }
 #: a run's reports, at the top of its work directory
 REPORT_FILES = ("run-summary.json", "report.html")
+#: what a run's work directory holds: a folder without a ledger row is judged as a run's
+#: only if it holds one of these
+_RUN_ENTRIES = {"extract", "mapped", "delta", "package", "plan", *REPORT_FILES}
 #: folders of the work base that are not runs' work directories
 RECORDS = "_housekeeping"
 SOURCE_CACHE = "source-cache"
@@ -291,7 +295,7 @@ def _work_base(work: _Pass) -> None:
                     work.count("records", [info])
                     work.actions.append(_remove(fs, info["name"]))
         elif not name.startswith("_"):  # _delivered-state and the like: never
-            _run_directory(work, fs, path, by_dir.get(name), files or [entry])
+            _run_directory(work, fs, path, by_dir.get(name), files)
 
 
 def _run_directory(
@@ -299,16 +303,18 @@ def _run_directory(
 ) -> None:
     """One run's work directory: its work and its reports, each by its own retention."""
     files = [f for f in files if f.get("type") == "file"]
+    prefix = path.rstrip("/") + "/"
+    if run is None and not _RUN_ENTRIES & {f["name"][len(prefix) :].split("/")[0] for f in files}:
+        return  # not a run's work directory: not ours to judge
     if run is not None and run.run_id in work.keep:
         if work.past("work", run.last_seen):
             work.kept_runs.add(run.run_id)
             work.kept.count += len(files)
             work.kept.bytes += sum(int(f.get("size") or 0) for f in files)
         return
-    when = run.last_seen if run is not None else _newest(files or [fs.info(path)])
-    prefix = path.rstrip("/") + "/"
+    when = run.last_seen if run is not None else _newest(files)
     reports = [f for f in files if f["name"][len(prefix) :] in REPORT_FILES]
-    rest = [f for f in files if f not in reports]
+    rest = [f for f in files if f["name"][len(prefix) :] not in REPORT_FILES]
     work_due, reports_due = work.past("work", when), work.past("reports", when)
     if work_due and reports_due:
         work.count("work", rest)
