@@ -23,13 +23,18 @@ Triggered by hand only. It takes the same run lock as the nightly, so the two ne
 - **Any other task failed**: read its log (one line says why), fix the cause, *Clear* the
   task (downstream included). Tasks are idempotent as in `unikum_nightly_sync`: after
   `write` a retry re-sends the same bytes.
-- **Refused as a mass removal**: a total also removes what the register no longer has. If
-  that is real, trigger again with `allow_mass_removal: true`.
+- **Approval (the `approval` task waits, *Required actions* in the UI)**: the total's plan
+  tripped a guard (totals are not held to adds; a total also removes what the register no
+  longer has). Read the report its body names; *Approve* delivers exactly that plan's files,
+  *Reject* (or no answer in time) delivers nothing and the run ends rejected. A plan that
+  passes its guards skips this task. `allow_mass_removal: true` does not hold the total to
+  the removes guards at all; prefer approving what you have read.
 - **Locked by another run**: wait for the night to finish, or, if the named run is dead,
   `autosynk unlock <run id> --config ...`.
 - `commit_state` runs only for a re-baseline (skipped otherwise). The `report` task always
-  runs, writes `run-summary.json`, and fails the DAG run unless the total was delivered
-  (and, for a re-baseline, committed).
+  runs, writes `report.html` and `run-summary.json` (beside the files for a folder target:
+  the test server's folder for a test total), and fails the DAG run unless the total was
+  delivered (and, for a re-baseline, committed).
 - From the command line: `autosynk run --config F --total --no-commit [--target NAME]`,
   or `--total` alone for a re-baseline.
 """
@@ -43,7 +48,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
+from autosynk_airflow.approval import PlanApprovalOperator
 from autosynk_airflow.callbacks import on_failure
+from autosynk_airflow.notifications import approval_notifiers, night_notifiers
 
 TAGS = ["autosynk", "unikum", "total"]
 
@@ -116,12 +123,7 @@ def unikum_total_export() -> None:
         from autosynk import pipeline
         from autosynk_airflow import runtime
 
-        return pipeline.compute_delta(
-            runtime.run_config(),
-            runtime.current_run_id(),
-            allow_mass_removal=get_current_context()["params"]["allow_mass_removal"],
-            total=True,
-        )
+        return pipeline.compute_delta(runtime.run_config(), runtime.current_run_id(), total=True)
 
     @task
     def write() -> dict:
@@ -131,13 +133,30 @@ def unikum_total_export() -> None:
         return pipeline.write(runtime.export_config(), runtime.current_run_id())
 
     @task
-    def deliver() -> dict:
+    def plan() -> dict:
         from autosynk import pipeline
         from autosynk_airflow import runtime
 
+        return pipeline.plan(
+            runtime.export_config(),
+            runtime.current_run_id(),
+            allow_mass_removal=get_current_context()["params"]["allow_mass_removal"],
+        )
+
+    approval = PlanApprovalOperator(task_id="approval", notifiers=approval_notifiers())
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    def deliver() -> dict:
+        from autosynk import pipeline
+        from autosynk_airflow import runtime
+        from autosynk_airflow.approval import approver
+
         cfg = runtime.export_config()
         return pipeline.deliver(
-            cfg, runtime.current_run_id(), uploader=runtime.airflow_uploader(cfg)
+            cfg,
+            runtime.current_run_id(),
+            uploader=runtime.airflow_uploader(cfg),
+            approved_by=approver(get_current_context()["ti"].xcom_pull(task_ids="approval")),
         )
 
     @task.run_if(_rebaseline, skip_message="not a re-baseline: the staging state stays")
@@ -148,12 +167,21 @@ def unikum_total_export() -> None:
 
         return pipeline.commit(runtime.run_config(), runtime.current_run_id())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE, retries=0)
+    @task(
+        trigger_rule=TriggerRule.ALL_DONE,
+        retries=0,
+        on_failure_callback=[on_failure, *night_notifiers()],
+    )
     def report() -> dict:
         from autosynk_airflow import runtime
 
-        finished = "committed" if _rebaseline(get_current_context()) else "delivered"
-        return runtime.report_and_judge(runtime.export_config(), runtime.current_run_id(), finished)
+        context = get_current_context()
+        return runtime.report_and_judge(
+            runtime.export_config(),
+            runtime.current_run_id(),
+            approval=context["ti"].xcom_pull(task_ids="approval"),
+            finished=("committed",) if _rebaseline(context) else ("delivered",),
+        )
 
     (
         prepare()
@@ -161,6 +189,8 @@ def unikum_total_export() -> None:
         >> transform_and_validate()
         >> total()
         >> write()
+        >> plan()
+        >> approval
         >> deliver()
         >> commit_state()
         >> report()

@@ -51,7 +51,7 @@ def test_housekeeping_dag_removes_an_old_night_and_a_dry_run_nothing(
 
     done = housekeeping_dag.test(run_conf={"dry_run": False})
     assert done.state == "success"
-    assert [p.name for p in old.iterdir()] == ["run-summary.json"]
+    assert sorted(p.name for p in old.iterdir()) == ["report.html", "run-summary.json"]
     assert (tmp_path / "work" / "last-night" / "extract").is_dir()
     result = done.get_task_instance("remove_what_is_past_retention").xcom_pull()
     assert result["removed"]["work"] == removed["removed"]["work"]

@@ -41,7 +41,31 @@ def export_dag():
 
     bag = DagBag(str(DAGS))
     assert bag.import_errors == {}
-    return bag.dags["unikum_total_export"]
+    dag = bag.dags["unikum_total_export"]
+    for task in dag.tasks:  # no waiting for retries in a test
+        task.retries = 0
+    return dag
+
+
+@pytest.mark.airflow
+def test_total_export_is_triggered_by_hand(export_dag):
+    from tests.test_dags import chain
+
+    assert type(export_dag.timetable).__name__ == "NullTimetable"
+    assert set(export_dag.params) == {"target", "rebaseline", "allow_mass_removal"}
+    assert export_dag.params["target"] == "configured"
+    assert chain(export_dag) == [
+        "prepare",
+        "extract",
+        "transform_and_validate",
+        "total",
+        "write",
+        "plan",
+        "approval",
+        "deliver",
+        "commit_state",
+        "report",
+    ]
 
 
 @pytest.mark.airflow
@@ -73,8 +97,6 @@ def test_total_for_a_test_server_then_a_rebaseline(tmp_path, monkeypatch, airflo
     assert tasks["commit_state"] == "skipped" and tasks["report"] == "success"
 
     # a re-baseline must go to the configured target
-    for task in export_dag.tasks:
-        task.retries = 0
     refused = trigger(export_dag, target="test", rebaseline=True)
     assert refused.state == "failed"
     assert night.staging().get_run(refused.run_id) is None
@@ -121,7 +143,7 @@ def test_deliver_takes_a_target_override(tmp_path):
     from tests.test_night_cli import stage
 
     night = Night(tmp_path, f"sqlite:///{tmp_path}/staging.db", TEST_SERVER)
-    for name in ("prepare", "extract", "transform", "delta", "write"):
+    for name in ("prepare", "extract", "transform", "delta", "write", "plan"):
         assert stage(night, name, "one") == 0
     cfg = load_config(night.config)
     done = pipeline.deliver(cfg, "one", target=cfg.extra_targets["test"])

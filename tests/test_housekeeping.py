@@ -7,11 +7,11 @@ retention of work 7, reports 60, outbox 30, history 150, ledger 170 days:
 run        age   what it is
 =========  ====  ==========================================================================
 night-1    200   the first total
-stale      190   stopped after write; superseded when night-2 committed
+stale      190   planned, its delivery failed; superseded when night-2 committed
 night-2    180   staff member P1 leaves; pupil C1's e-mail changes
 night-3     40   guardian G2 leaves (the last commit)
 refused     35   a plan a guard refused: waits for an approval (base: night-3)
-waiting     30   stopped after write: waits for a retry (base: night-3)
+waiting     30   planned, its delivery failed: waits for a retry (base: night-3)
 =========  ====  ==========================================================================
 
 A reference municipality runs the same nights without housekeeping; after the retry of
@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from autosynk import pipeline
+from autosynk import pipeline, plans
 from autosynk.cli import main
-from autosynk.config import load_config
+from autosynk.config import Guards, Limit, Limits, load_config
 from autosynk.housekeeping import housekeeping
 from autosynk.staging import schema
 from autosynk.staging.snapshot import FOLDER, MANIFEST, StateTag
@@ -47,6 +47,8 @@ RETENTION = (
 AGES = {"night-1": 200, "stale": 190, "night-2": 180, "night-3": 40, "refused": 35, "waiting": 30}
 NOW = dt.datetime.now(dt.UTC)
 STAGES = ["prepare", "extract", "transform", "delta", "write"]
+#: a guard that any changed principal trips
+STRICT = Guards(defaults=Limits(change=Limit(max_share=0.0, min_rows=1)))
 
 
 def p1_leaves(data):
@@ -70,34 +72,34 @@ def c3_leaves(data):
     data["persons"] = [p for p in data["persons"] if p["id"] != "c3"]
 
 
-def stop_after_write(night: Night, run_id: str) -> None:
-    for name in STAGES:
+def stop_before_delivery(night: Night, run_id: str) -> None:
+    """Planned, then the delivery failed: the run waits for a retry."""
+    for name in [*STAGES, "plan"]:
         assert stage(night, name, run_id) == 0
     cfg = load_config(night.config)
     pipeline.report(cfg, run_id, failed="the SFTP server did not answer")
 
 
 def refuse(night: Night, run_id: str) -> None:
-    """A guard refused the plan: as issue 11 leaves such a run (plan and package kept)."""
+    """A guard refused the plan: the run waits for an approval (as the CLI leaves it)."""
     for name in STAGES:
         assert stage(night, name, run_id) == 0
     cfg = load_config(night.config)
-    st = pipeline.staging_for(cfg)
-    pipeline.workspace_for(cfg, run_id).write_json({"removes": 0}, "plan", "plan.json")
-    st.update_run(run_id, status="refused")
-    st.release(run_id)
+    assert plans.make_plan(cfg, run_id, limits=STRICT)["refused"]
+    pipeline.report(cfg, run_id)
+    assert night.staging().get_run(run_id)["status"] == "refused"
 
 
 def timeline(night: Night) -> None:
     assert night.run("--run-id", "night-1") == 0
-    stop_after_write(night, "stale")
+    stop_before_delivery(night, "stale")
     night.change(p1_leaves)
     assert night.run("--run-id", "night-2") == 0
     night.change(g2_leaves)
     assert night.run("--run-id", "night-3") == 0
     night.change(t1_new_phone)
     refuse(night, "refused")
-    stop_after_write(night, "waiting")
+    stop_before_delivery(night, "waiting")
 
 
 def age(night: Night) -> None:
@@ -112,14 +114,15 @@ def age(night: Night) -> None:
         st.update_run(run_id, **values)
         stamp = start.timestamp()
         names = [f["name"] for f in (run["package"] or {}).get("files", [])]
-        names.append(f"run-summary-{safe_run_dir(run_id)}.json")
+        names += [f"run-summary-{safe_run_dir(run_id)}.json", f"report-{safe_run_dir(run_id)}.html"]
         for name in names:
             if (night.out / name).exists():
                 os.utime(night.out / name, (stamp, stamp))
         for path in (night.root / "work" / run_id).rglob("*"):
             os.utime(path, (stamp, stamp))
     waiting = (NOW - dt.timedelta(days=AGES["waiting"])).timestamp()
-    os.utime(night.out / "run-summary.json", (waiting, waiting))
+    for latest in ("run-summary.json", "report.html"):
+        os.utime(night.out / latest, (waiting, waiting))
     # the delivered-state copy names its run by id and commit time: follow the new time
     manifest = night.root / "work" / FOLDER / MANIFEST
     found = json.loads(manifest.read_text())
@@ -195,7 +198,10 @@ def test_housekeeping_removes_exactly_what_is_past_retention(aged, capsys):
     kept = {"refused", "waiting"}
     after = tree(work)
     assert {Path(p).parts[0] for p in after} == {FOLDER, "night-3", *kept}
-    assert [p for p in after if p.startswith("night-3")] == ["night-3/run-summary.json"]
+    assert [p for p in after if p.startswith("night-3")] == [
+        "night-3/report.html",
+        "night-3/run-summary.json",
+    ]
     for name, entry in before_files["work"].items():
         if Path(name).parts[0] in {FOLDER, *kept}:
             assert after[name] == entry, name
@@ -205,17 +211,18 @@ def test_housekeeping_removes_exactly_what_is_past_retention(aged, capsys):
     removed_work = {
         n: s for n, s in before_files["work"].items() if Path(n).parts[0] not in {FOLDER, *kept}
     }
-    assert done["removed"]["work"]["count"] == len(removed_work) - 4  # 4 summaries
-    assert done["removed"]["reports"]["count"] == 3 + 3  # summaries in work and outbox
+    assert done["removed"]["work"]["count"] == len(removed_work) - 4 * 2  # 4 runs' reports
+    # the reports of night-1, stale and night-2, in the work base and beside the files
+    assert done["removed"]["reports"]["count"] == 3 * 2 + 3 * 2
     assert done["kept"]["runs"] == ["refused", "waiting"]
 
     # the outbox: every delivered file is older than 30 days; summaries of night-3 and
     # later are younger than 60
-    assert sorted(tree(out)) == [
-        "run-summary-night-3.json",
-        "run-summary-waiting.json",
-        "run-summary.json",
-    ]
+    assert sorted(tree(out)) == sorted(
+        f"{stem}{run}.{suffix}"
+        for stem, suffix in (("run-summary", "json"), ("report", "html"))
+        for run in ("-night-3", "-refused", "-waiting", "")
+    )
     assert done["removed"]["outbox"]["count"] == 6  # night-1, night-2, night-3: 2 files each
     assert done["removed"]["outbox"]["bytes"] == sum(
         size for name, (size, _) in before_files["out"].items() if name.startswith("Exempelby_")
@@ -305,7 +312,7 @@ def test_evaluation_date_counts_ages_from_that_day(night, capsys):
     later = (dt.date.today() + dt.timedelta(days=15)).isoformat()
     assert main(["housekeeping", "--config", str(night.config), "--evaluation-date", later]) == 0
     # 15 days on: the work directory (14 days) is gone but for its summary (90 days)
-    assert [p.name for p in run_dirs[0].iterdir()] == ["run-summary.json"]
+    assert sorted(p.name for p in run_dirs[0].iterdir()) == ["report.html", "run-summary.json"]
     with pytest.raises(SystemExit) as usage:
         main(["housekeeping", "--config", str(night.config), "--evaluation-date", "x"])
     assert usage.value.code == 2
@@ -340,7 +347,7 @@ def test_a_work_base_on_object_storage_is_kept_the_same_way(tmp_path):
     night.staging().update_run("remote-night", started_at=old, ended_at=old, committed_at=old)
     found = housekeeping(cfg)["removed"]
     run_dir = UPath(base) / "remote-night"
-    assert [p.name for p in run_dir.iterdir()] == ["run-summary.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["report.html", "run-summary.json"]
     assert found["work"]["count"] > 0 and found["work"]["bytes"] > 0
     assert (UPath(base) / FOLDER / MANIFEST).exists()
     assert (UPath(base) / "_housekeeping").is_dir()
