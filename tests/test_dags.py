@@ -17,8 +17,13 @@ from tests import parse_guard
 pytestmark = pytest.mark.airflow
 
 DAGS = Path(__file__).resolve().parent.parent / "dags"
-TAG_VOCABULARY = {"autosynk", "unikum", "nightly", "total", "school-year"}
-EXPECTED_DAGS = {"unikum_nightly_sync", "unikum_school_year_change"}
+TAG_VOCABULARY = {"autosynk", "unikum", "nightly", "total", "school-year", "housekeeping"}
+EXPECTED_DAGS = {
+    "unikum_nightly_sync",
+    "unikum_school_year_change",
+    "unikum_total_export",
+    "autosynk_housekeeping",
+}
 
 
 def _parse(folder: Path):

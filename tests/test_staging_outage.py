@@ -137,7 +137,7 @@ def test_staging_lost_between_stages_then_the_failed_stage_is_retried(
     assert main(["run", "--config", config, "--run-id", "night-2"]) == 1
     assert "release it with `autosynk unlock night-1`" in capsys.readouterr().err
     # as Airflow would: the failed stage again, then the rest of the night
-    for stage in ("extract", "transform", "delta", "write", "deliver", "commit", "report"):
+    for stage in ("extract", "transform", "delta", "write", "plan", "deliver", "commit", "report"):
         assert main(["stage", stage, "--config", config, "--run-id", "night-1"]) == 0, stage
     assert len(delivered_files(tmp_path)) == 2
     assert delivered_relations(private_postgres.url) == tiny.EXPECTED_RELATIONS

@@ -8,6 +8,7 @@ autosynk demo generate --out DIR --seed N --scale small|medium|large
 autosynk demo mutate --in DIR --seed N
 autosynk verify FILE...
 autosynk db upgrade --config F | autosynk runs --config F | autosynk unlock RUN --config F
+autosynk housekeeping --config F [--dry-run]   remove what is past retention
 """
 
 from __future__ import annotations
@@ -108,6 +109,10 @@ def _end_early(cfg: RunConfig, run_id: str, exc: Exception, kind: str) -> NoRetu
 
 def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    if args.target:
+        from autosynk.total_export import export_config
+
+        cfg = export_config(cfg, args.target, rebaseline=not args.no_commit)
     if args.approve:
         return _approve(cfg, args.approve, commit=not args.no_commit)
     run_id = args.run_id or new_run_id("total" if args.total else "cli")
@@ -353,6 +358,20 @@ def _cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_housekeeping(args: argparse.Namespace) -> int:
+    from autosynk.housekeeping import describe, evaluation_moment, housekeeping
+
+    cfg = load_config(args.config)
+    now = None
+    if args.evaluation_date is not None:
+        now = evaluation_moment(dt.date.fromisoformat(args.evaluation_date), cfg.timezone)
+    result = housekeeping(cfg, dry_run=args.dry_run, now=now)
+    for line in describe(result):
+        print(line)
+    print(f"report: {result['record']}")
+    return 0
+
+
 def _date(text: str) -> str:
     try:
         return dt.date.fromisoformat(text).isoformat()
@@ -376,6 +395,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-commit",
         action="store_true",
         help="deliver without advancing the staging state (e.g. Unikum's test server)",
+    )
+    run.add_argument(
+        "--target",
+        metavar="NAME",
+        help="deliver to this target of extra_targets (with --no-commit: e.g. a test server)",
     )
     run.add_argument(
         "--allow-mass-removal",
@@ -489,6 +513,19 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("run_id")
     unlock.add_argument("--config", required=True)
     unlock.set_defaults(func=_cmd_unlock)
+
+    keeping = sub.add_parser("housekeeping", help="remove what is past retention")
+    keeping.add_argument("--config", required=True)
+    keeping.add_argument(
+        "--dry-run", action="store_true", help="list what would be removed; remove nothing"
+    )
+    keeping.add_argument(
+        "--evaluation-date",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="count ages as at the end of this day (default: now)",
+    )
+    keeping.set_defaults(func=_cmd_housekeeping)
 
     history = sub.add_parser("history", help="what Unikum was told about a person or object")
     history.add_argument("key", help="identity number or external id")

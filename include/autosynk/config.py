@@ -8,6 +8,7 @@ environment variable (``*_env``) instead, or, in Airflow, a connection.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -18,6 +19,9 @@ from autosynk.model import PRINCIPAL_ORDER, RELATION_ORDER
 from autosynk.yamlfile import parse_model
 
 CONFIG_ENV = "AUTOSYNK_CONFIG"
+#: how a total export names the ``target`` section (the others are ``extra_targets``)
+CONFIGURED_TARGET = "configured"
+_TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 
 class Strict(BaseModel):
@@ -330,6 +334,27 @@ class Safety(Guards):
     school_year: SchoolYearGuards = SchoolYearGuards()
 
 
+class Retention(Strict):
+    """How long each kind of data is kept, in days (``null``: until removed by hand).
+
+    ``autosynk housekeeping`` removes what is older. Never removed, whatever its age: the
+    delivered state, and everything a run that can still be finished, retried or approved
+    needs (see docs/retention.md).
+    """
+
+    #: a run's work directory: register snapshot, mapped rows, delta, package
+    work_days: int | None = Field(14, ge=1)
+    #: run summaries and reports (in the work base and beside delivered files), and the
+    #: quarantine ledger rows of a run
+    reports_days: int | None = Field(90, ge=1)
+    #: delivered files in a local folder target (the outbox)
+    outbox_days: int | None = Field(14, ge=1)
+    #: history rows of keys no longer delivered, counted from the key's last event
+    history_days: int | None = Field(365, ge=1)
+    #: run and delivery ledger rows (counts, file names and checksums only)
+    ledger_days: int | None = Field(730, ge=1)
+
+
 class RunConfig(Strict):
     # defaults are validated too: a default work_base is taken from the file's folder
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
@@ -341,12 +366,16 @@ class RunConfig(Strict):
     directory: LdapDirectory | None = None
     staging: Staging = Staging()
     target: Target
+    #: other targets a total may be sent to by name (e.g. Unikum's test server); a delivery
+    #: there never advances the staging state
+    extra_targets: dict[str, Target] = Field(default_factory=dict)
     encoding: Literal["utf-8", "iso-8859-1"] = "utf-8"
     packaging: Literal["plain", "zip", "zip+pgp"] = "plain"
     pgp: Pgp | None = None
     naming: Naming = Naming()
     format: FileFormat = FileFormat()
     safety: Safety = Safety()
+    retention: Retention = Retention()
     #: where each run keeps its work directory (local path, or a fsspec URL on shared storage)
     work_base: str = "work"
     timezone: str = "Europe/Stockholm"
@@ -373,6 +402,17 @@ class RunConfig(Strict):
         if isinstance(data, dict) and "staging" not in data:
             data = {**data, "staging": {}}
         return data
+
+    @field_validator("extra_targets", mode="after")
+    @classmethod
+    def _target_names(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for name in value:
+            if name == CONFIGURED_TARGET or not _TARGET_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} cannot name a target: use letters, digits, - and _, "
+                    f"and not {CONFIGURED_TARGET!r} (that is the target section itself)"
+                )
+        return value
 
     @model_validator(mode="after")
     def _pgp_needed(self) -> RunConfig:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from autosynk import delta as delta_engine
 from autosynk import plans
-from autosynk.config import DirectoryTarget, RunConfig, SftpTarget
+from autosynk.config import DirectoryTarget, RunConfig, SftpTarget, Target
 from autosynk.delivery import DeliveryRecord
 from autosynk.errors import ConfigError, DeliveryError, SourceError, StateError
 from autosynk.identity import mask
@@ -537,12 +537,17 @@ def deliver(
     *,
     uploader: Uploader | None = None,
     approved_by: str | None = None,
+    target: Target | None = None,
 ) -> dict[str, Any]:
     """Deliver the run's package and verify it arrived (same size and sha256).
 
     Only a plan that passed its guards, or one a person approved (``approved_by``), is
     delivered, and only while the delivered state is the one it was computed against.
+    ``target``: deliver there instead of the configured target (see
+    :mod:`autosynk.total_export`).
     """
+    if target is not None:
+        cfg = cfg.model_copy(update={"target": target})
     st = staging_for(cfg)
     st.acquire(run_id, cfg.staging.lock_wait_seconds)
     run = _run_or_fail(st, run_id)

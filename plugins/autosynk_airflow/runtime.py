@@ -71,11 +71,26 @@ def airflow_uploader(cfg: RunConfig) -> Uploader | None:
     return lambda files: deliver_with_sftp_hook(conn_id, files, remote_dir)
 
 
+def export_config() -> RunConfig:
+    """The run configuration with the target the total export's trigger form chose."""
+    from airflow.sdk import get_current_context
+
+    from autosynk.total_export import export_config as choose
+
+    params = get_current_context()["params"]
+    return choose(run_config(), params["target"], rebaseline=params["rebaseline"])
+
+
 def report_and_judge(
-    cfg: RunConfig, run_id: str, approval: dict[str, Any] | None = None
+    cfg: RunConfig,
+    run_id: str,
+    approval: dict[str, Any] | None = None,
+    finished: tuple[str, ...] = ("committed", "dry-run"),
 ) -> dict[str, Any]:
     """Write the report, release the lock, and fail the DAG run unless the night committed
-    (or was a dry run). A plan still waiting here was rejected or not answered in time."""
+    (or was a dry run; ``finished`` names other ends, such as ``delivered`` for a total
+    that does not advance the staging state). A plan still waiting here was rejected or
+    not answered in time."""
     from autosynk import pipeline, plans
     from autosynk.errors import AutosynkError
     from autosynk.identity import mask
@@ -83,7 +98,7 @@ def report_and_judge(
 
     run = pipeline.staging_for(cfg).get_run(run_id)
     status = run["status"] if run else "not started"
-    if status in ("committed", "dry-run"):
+    if status in finished:
         result = pipeline.report(cfg, run_id)
         log.info("report: %s", result["report"])
         return result
