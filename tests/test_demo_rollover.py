@@ -306,6 +306,39 @@ def test_the_old_year_looks_as_before(original: Path, rolled: Rolled, day: str) 
         assert new_name == next_group_name(old_name, kind, school_type, name_year(old_name))
 
 
+def test_the_register_ends_the_year_on_30_june_and_starts_the_next_on_1_july(
+    original: Path, rolled: Rolled
+) -> None:
+    before, after = load(original), load(rolled.folder)
+    old_ids = {g["id"] for g in before["groups"]}
+    continuing = ("Avdelning", "Personalgrupp")
+    renamed = 0
+    for group in after["groups"]:
+        if group["id"] not in old_ids:
+            assert group["startDate"] == EFFECTIVE
+            assert group.get("endDate", "2027-06-30") == "2027-06-30"
+        elif group["groupType"] not in continuing and group.get("endDate") == "2027-06-30":
+            renamed += 1  # the same group, next year (reuse style only)
+        elif group["groupType"] not in continuing:
+            assert group["endDate"] == OLD_DATES[1], group["displayName"]
+        for membership in group["groupMemberships"]:
+            assert membership["startDate"] <= OLD_DATES[1] or membership["startDate"] == EFFECTIVE
+            assert membership.get("endDate", "9999") >= membership["startDate"]
+            if membership["startDate"] <= OLD_DATES[1] and group["groupType"] not in continuing:
+                assert membership.get("endDate") == OLD_DATES[1]
+    assert (renamed > 0) == (rolled.style == "reuse")
+    for person in after["persons"]:
+        live = [e for e in person.get("enrolments", []) if not e["cancelled"]]
+        for enrolment in live:
+            if enrolment["startDate"] == EFFECTIVE:
+                assert enrolment["schoolType"] == "FS" or "schoolYear" in enrolment
+            elif enrolment["schoolType"] != "FS":
+                assert enrolment.get("endDate", "9999") <= OLD_DATES[1]
+    for activity in after["activities"]:
+        assert activity["endDate"] in (OLD_DATES[1], "2027-06-30")
+        assert activity["startDate"] == EFFECTIVE or activity["endDate"] == OLD_DATES[1]
+
+
 # ---- the new year at the effective date ------------------------------------------------
 
 
@@ -326,14 +359,13 @@ def students_at(v: View, reg: Register, kind: str) -> set[str]:
 def assert_clean(v: View, reg: Register) -> None:
     """What the school-year checklist blocks on: none of it in the demo."""
     class_school = dict(v.relations["class_in_school"])
+    mentored = {pupil for _mentor, pupil in v.relations["mentor_for"]}
     for key, school in v.relations["student_in_school"]:
         classes = {c for c in v.of("student_in_class", key) if class_school.get(c) == school}
         assert classes, f"a pupil at {reg.names.get(school)} has no group there"
         if reg.kind(school) != "FS":
             assert v.grade(key), "every pupil in grundskola and gymnasium has an årskurs"
-            assert any(key in v.of("mentor_for", m) for m in v.keys("mentor_for")) or (
-                key in {b for _m, b in v.relations["mentor_for"]}
-            )
+            assert key in mentored, "every pupil in grundskola and gymnasium has a mentor"
     taught = {c for _t, c in v.relations["teacher_in_class"]}
     assert set(v.classes) <= taught, "every class has a teacher"
 
@@ -387,18 +419,7 @@ def test_every_part_of_the_change_is_visible(original: Path, rolled: Rolled) -> 
         last = "9" if before.kind(school) == "GR" else "3"
         if old.grade(key) == last:
             assert not new.of("student_in_school", key), "a graduate is still enrolled"
-    eu_old, eu_new = (
-        old.relations["external_user_in_school"],
-        new.relations["external_user_in_school"],
-    )
-    left = {
-        (g, school)
-        for g, child in old.relations["guardian_for"]
-        for school in old.of("student_in_school", child) - new.of("student_in_school", child)
-        if before.kind(school) != "FS"
-    }
-    keeping = {pair for pair in left if pair in eu_new}
-    losing = {pair for pair in left if pair in eu_old and pair not in eu_new}
+    keeping, losing = guardian_changes(old, new, before)
     assert keeping, "a guardian keeps a school through another child"
     assert losing, "a guardian whose only child there leaves loses the school"
 
@@ -452,6 +473,44 @@ def test_every_part_of_the_change_is_visible(original: Path, rolled: Rolled) -> 
     added = new.quarantine - old.quarantine
     assert all(severity == "warning" for _e, _s, severity, _r in added)
     assert {reason for *_x, reason in added} <= {reason for *_x, reason in old.quarantine}
+
+
+def guardian_changes(old: View, new: View, reg: Register) -> tuple[set[Any], set[Any]]:
+    """(guardian, school) pairs where a child left the school: kept through another
+    child, and lost."""
+    eu_old = old.relations["external_user_in_school"]
+    eu_new = new.relations["external_user_in_school"]
+    left = {
+        (g, school)
+        for g, child in old.relations["guardian_for"]
+        for school in old.of("student_in_school", child) - new.of("student_in_school", child)
+        if reg.kind(school) != "FS"
+    }
+    return {p for p in left if p in eu_new}, {p for p in left if p in eu_old and p not in eu_new}
+
+
+def test_guardian_cases_are_made_where_the_register_has_none(
+    original: Path, tmp_path: Path
+) -> None:
+    """A register whose graduates have no guardians on record: a pupil or two moves away
+    so that one guardian keeps a school through another child and one loses it."""
+    folder = tmp_path / "orphans"
+    shutil.copytree(original, folder)
+    data = load(folder)
+    for person in data["persons"]:
+        for enrolment in person.get("enrolments", []):
+            last = {"GR": 9, "GY": 3}.get(enrolment["schoolType"])
+            if not enrolment["cancelled"] and enrolment.get("schoolYear") == last:
+                person.pop("responsibles", None)
+    for name in ENTITIES:
+        (folder / f"{name}.json").write_bytes(msgspec.json.encode({"data": data[name]}))
+    old = view(str(folder), OLD_DATES[1])
+    lines = rollover(folder, SEED, today=TODAY)
+    new, reg = view(str(folder), EFFECTIVE), register(folder)
+    keeping, losing = guardian_changes(old, new, reg)
+    assert keeping and losing
+    assert any(line.startswith("moved away: 2 pupils") for line in lines), lines
+    assert_clean(new, reg)
 
 
 def test_both_styles_give_the_same_year_with_new_external_ids(
@@ -538,24 +597,27 @@ def test_mutate_still_works_on_a_rolled_register(rolled: Rolled, tmp_path: Path)
 
 
 @pytest.mark.parametrize(
-    ("seed", "today"),
-    [(11, dt.date(2025, 9, 1)), (12, dt.date(2026, 6, 30)), (13, dt.date(2025, 7, 1))],
+    ("seed", "today", "scale", "styles"),
+    [
+        (11, dt.date(2025, 9, 1), "small", STYLES),
+        (12, dt.date(2026, 6, 30), "small", STYLES),  # the old year's last day
+        (13, dt.date(2025, 7, 1), "small", STYLES),  # the first day of a school year
+        (14, dt.date(2026, 1, 20), "medium", ("reuse",)),
+    ],
 )
-def test_other_seeds_and_days_roll_over_cleanly(seed: int, today: dt.date, tmp_path: Path) -> None:
-    """Property-style: other municipalities and other days of the year, both styles."""
-    generate(tmp_path / "original", seed=seed, scale="small", today=today)
+def test_other_seeds_and_days_roll_over_cleanly(
+    seed: int, today: dt.date, scale: str, styles: tuple[str, ...], tmp_path: Path
+) -> None:
+    """Property-style: other municipalities and other days of the year."""
+    generate(tmp_path / "original", seed=seed, scale=scale, today=today)
     first = today.year if today.month >= 7 else today.year - 1
     last_day, effective = f"{first + 1}-06-30", f"{first + 1}-07-01"
     old = view(str(tmp_path / "original"), last_day)
-    for style in STYLES:
+    for style in styles:
         folder = tmp_path / style
         shutil.copytree(tmp_path / "original", folder)
         rollover(folder, seed, today=today, reuse_group_ids=style == "reuse")
         assert view(str(folder), last_day).all_relations == old.all_relations
-        assert (
-            view(str(folder), today.isoformat()).users
-            == view(str(tmp_path / "original"), today.isoformat()).users
-        )
         new, reg = view(str(folder), effective), register(folder)
         assert_clean(new, reg)
         for key, school in old.relations["student_in_school"]:
@@ -563,6 +625,9 @@ def test_other_seeds_and_days_roll_over_cleanly(seed: int, today: dt.date, tmp_p
                 assert new.grade(key) == next_grade(old.grade(key))
         errors = {q for q in new.quarantine - old.quarantine if q[2] == "error"}
         assert not errors
+        gone = old.keys("staff_in_school") - new.keys("staff_in_school")
+        assert gone & old.keys("mentor_for"), "a mentor leaves"
+        assert gone - old.keys("mentor_for"), "a teacher who mentors no class leaves"
 
 
 # ---- the command line ------------------------------------------------------------------
