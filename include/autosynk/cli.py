@@ -6,6 +6,7 @@ autosynk run --config autosynk.yaml --dry-run  up to the plan and its report, no
 autosynk run --config autosynk.yaml --approve PLAN   deliver a refused plan's exact files
 autosynk demo generate --out DIR --seed N --scale small|medium|large
 autosynk demo mutate --in DIR --seed N
+autosynk demo rollover --in DIR [--seed N] [--reuse-group-ids]
 autosynk verify FILE...
 autosynk db upgrade --config F | autosynk runs --config F | autosynk unlock RUN --config F
 autosynk housekeeping --config F [--dry-run]   remove what is past retention
@@ -300,6 +301,14 @@ def _cmd_demo_mutate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo_rollover(args: argparse.Namespace) -> int:
+    from autosynk.demo.rollover import rollover
+
+    for line in rollover(Path(args.in_dir), args.seed, reuse_group_ids=args.reuse_group_ids):
+        print(f"  {line}")
+    return 0
+
+
 def _cmd_demo_serve(args: argparse.Namespace) -> int:
     from autosynk.ss12000_server import main_serve
 
@@ -488,6 +497,17 @@ def build_parser() -> argparse.ArgumentParser:
     mut.add_argument("--in", dest="in_dir", required=True)
     mut.add_argument("--seed", type=int, default=1)
     mut.set_defaults(func=_cmd_demo_mutate)
+    roll = demo_sub.add_parser(
+        "rollover", help="the register's own change to the next school year (1 July)"
+    )
+    roll.add_argument("--in", dest="in_dir", required=True)
+    roll.add_argument("--seed", type=int, default=1)
+    roll.add_argument(
+        "--reuse-group-ids",
+        action="store_true",
+        help="keep each group's id and rename it (7A -> 8A) instead of new groups",
+    )
+    roll.set_defaults(func=_cmd_demo_rollover)
     serve = demo_sub.add_parser(
         "serve", help="serve a folder over the SS 12000 API", add_help=False
     )

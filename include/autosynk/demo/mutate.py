@@ -147,15 +147,30 @@ class Day:
             return "skipped leaver: no pupil enrolled"
         person, enrolment = self.rng.choice(pupils)
         enrolment["endDate"] = self.yesterday
+        # a register already rolled over to next year (demo rollover) has planned
+        # enrolments and memberships starting later: they are called off as well
+        for planned in person.get("enrolments") or []:
+            if str(planned.get("startDate", ""))[:10] > self.iso:
+                planned["cancelled"] = True
         ended = 0
         for group in self.entities["groups"]:
-            for membership in group.get("groupMemberships") or []:
+            memberships = group.get("groupMemberships") or []
+            for membership in memberships:
                 if ref_id(membership.get("person")) == person["id"] and active(
                     membership, self.iso
                 ):
                     membership["endDate"] = self.yesterday
                     self.stamp(group)
                     ended += 1
+            kept = [
+                m
+                for m in memberships
+                if ref_id(m.get("person")) != person["id"]
+                or str(m.get("startDate", ""))[:10] <= self.iso
+            ]
+            if len(kept) < len(memberships):
+                group["groupMemberships"] = kept
+                self.stamp(group)
         self.stamp(person)
         self.touched.add(str(person["id"]))
         school = self.school(ref_id(enrolment.get("enroledAt")))
