@@ -17,7 +17,7 @@ import traceback
 from typing import Any
 
 from autosynk.config import RunConfig
-from autosynk.errors import AutosynkError, StagingUnreachable, StateError
+from autosynk.errors import AutosynkError, LockError, StagingUnreachable, StateError
 from autosynk.identity import mask
 
 log = logging.getLogger("autosynk")
@@ -113,7 +113,14 @@ def report_failure(
             why = one_line(explain(exc, cfg.work_base) or exc)
     try:
         return write_summary_without_staging(
-            cfg, run_id, message, stage=stage, kind=kind, staging=mask(why)
+            cfg,
+            run_id,
+            message,
+            stage=stage,
+            kind=kind,
+            staging=mask(why),
+            # a run the lock kept out leaves the latest report (the lock holder's) in place
+            latest=not isinstance(error, LockError),
         )
     except Exception as exc:  # a full disk: the one line must still come out
         log.warning("run %s: no run summary could be written: %s", run_id, mask(one_line(exc)))
@@ -121,7 +128,14 @@ def report_failure(
 
 
 def write_summary_without_staging(
-    cfg: RunConfig, run_id: str, message: str, *, stage: str | None, kind: str, staging: str
+    cfg: RunConfig,
+    run_id: str,
+    message: str,
+    *,
+    stage: str | None,
+    kind: str,
+    staging: str,
+    latest: bool = True,
 ) -> dict[str, Any]:
     """A failed run's summary from what is known without the staging database."""
     from autosynk.pipeline import workspace_for
@@ -149,7 +163,7 @@ def write_summary_without_staging(
         "counts": {},
         "quarantine": {"quarantined": 0, "warnings": 0, "reasons": {}},
     }
-    written = write_summary(cfg, workspace_for(cfg, run_id), summary)
+    written = write_summary(cfg, workspace_for(cfg, run_id), summary, latest=latest)
     return {"summary": written["summary"], "report": written["html"], "plan_id": None}
 
 

@@ -136,10 +136,14 @@ def write_summary(
     ws: RunWorkspace,
     summary: dict[str, Any],
     recent: list[dict[str, Any]] | None = None,
+    *,
+    latest: bool = True,
 ) -> dict[str, str | None]:
     """``run-summary.json`` and ``report.html`` in the run's work directory (and, for a
     local-folder target, beside the files); returns both paths (``summary``, ``html``;
-    None for a report a full disk kept from being written)."""
+    None for a report a full disk kept from being written). ``latest`` False keeps the
+    target folder's ``run-summary.json`` and ``report.html`` (the latest run's) as they are:
+    a run that never got the lock must not hide the report of the run that holds it."""
     from autosynk.report_html import render
 
     data = json.dumps(summary, ensure_ascii=False, indent=2, sort_keys=True, default=str).encode()
@@ -161,8 +165,10 @@ def write_summary(
             for what, name in names.items():
                 stem, suffix = name.rsplit(".", 1)
                 write_private(folder / f"{stem}-{run_dir}.{suffix}", contents[what])
-                write_private(folder / name, contents[what])
-                written[what] = str(folder / name)
+                written[what] = str(folder / f"{stem}-{run_dir}.{suffix}")
+                if latest:
+                    write_private(folder / name, contents[what])
+                    written[what] = str(folder / name)
         except OSError as exc:  # the target itself may be what failed tonight
             log.warning(
                 "run summary and report not written to %s (%s); they are in %s",
