@@ -100,7 +100,7 @@ def _iso(value: Any) -> Any:
 def history(st: Staging, limit: int = 30) -> list[dict[str, Any]]:
     """Adds, changes and removes of the last ``limit`` runs that made a delta, oldest first."""
     points = []
-    for run in st.recent_runs(limit):
+    for run in reversed(st.runs(limit)):
         plan, counts = run.get("plan"), (run.get("counts") or {}).get("delta")
         if plan:
             totals = plan["totals"]

@@ -252,25 +252,6 @@ class Staging:
                 table.update().where(table.c.run_id == run_id).values(stages=json.dumps(stages))
             )
 
-    def recent_runs(self, limit: int = 30) -> list[dict[str, Any]]:
-        """The last ``limit`` runs, oldest first, with their counts (for the report's chart)."""
-        table = schema.run
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    table.c.run_id,
-                    table.c.kind,
-                    table.c.status,
-                    table.c.started_at,
-                    table.c.plan,
-                    table.c.counts,
-                )
-                .order_by(table.c.started_at.desc())
-                .limit(limit)
-            ).mappings()
-            found = [_decoded(dict(r)) for r in rows]
-        return found[::-1]
-
     def update_run(self, run_id: str, **values: Any) -> None:
         for field in _JSON_FIELDS:
             if field in values and not isinstance(values[field], str | None):
@@ -293,6 +274,7 @@ class Staging:
             return own.execute(query).scalar_one_or_none()
 
     def runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The last ``limit`` runs, newest first, with their plans and counts."""
         table = schema.run
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -303,11 +285,13 @@ class Staging:
                     table.c.started_at,
                     table.c.committed_at,
                     table.c.message,
+                    table.c.plan,
+                    table.c.counts,
                 )
                 .order_by(table.c.started_at.desc())
                 .limit(limit)
             ).mappings()
-            return [dict(r) for r in rows]
+            return [_decoded(dict(r)) for r in rows]
 
     # -- delivered state ---------------------------------------------------------------
 
