@@ -86,14 +86,18 @@ def discover(folder: Path) -> list[Tenant]:
 
     A missing folder is an error (the deployment asked for one). A file whose name leaves
     no usable tenant name, or whose name collides with another file's, is left out and
-    logged as an error naming the file: it gets no DAGs until it is renamed.
+    logged as an error naming the file: it gets no DAGs until it is renamed. Of two files
+    with one name, the one named exactly as its tenant (``malmo.yaml``) is kept.
     """
     if not folder.is_dir():
         raise ConfigError(f"{TENANTS_ENV}={folder}: no such folder")
     found: dict[str, Tenant] = {}
-    for path in sorted(folder.iterdir()):
-        if not is_tenant_file(path):
-            continue
+    # a file already named as its tenant (malmo.yaml) wins over one that only maps to the
+    # name (Malmö.yaml): a file added later never takes over a running municipality's DAGs
+    for path in sorted(
+        (p for p in folder.iterdir() if is_tenant_file(p)),
+        key=lambda p: (p.stem != tenant_name(p.name), p.name),
+    ):
         name = tenant_name(path.name)
         if not NAME.match(name):
             log.error("%s: the file name leaves no usable tenant name; rename the file", path)

@@ -80,16 +80,27 @@ class Municipality:
         A slot Airflow cannot read falls back to ``default`` (logged): the tasks then fail
         on the configuration's own error, and the other municipalities are untouched.
         """
+        import pendulum
         from airflow.sdk import CronTriggerTimetable
+        from croniter import croniter
 
         cron = self.cron(base, default)
         try:
-            return CronTriggerTimetable(cron, timezone=self.timezone)
+            # checked here: Airflow checks only when it serializes the DAG, and a failure
+            # there would take every municipality's DAGs of this file with it
+            croniter(cron)
+            pendulum.timezone(self.timezone)
         except Exception as exc:  # a bad cron or time zone in one file only
             log.error(
-                "%s: schedule %r unusable (%s); using %r", self.dag_id(base), cron, exc, default
+                "%s: schedule %r in %s unusable (%s); using %r",
+                self.dag_id(base),
+                cron,
+                self.timezone,
+                exc,
+                default,
             )
             return CronTriggerTimetable(default, timezone=DEFAULT_TIMEZONE)
+        return CronTriggerTimetable(cron, timezone=self.timezone)
 
     def describe(self, text: str) -> str:
         """A one-line DAG description, naming the municipality when there are several."""
