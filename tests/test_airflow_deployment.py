@@ -28,6 +28,7 @@ from autosynk.demo.generate import generate
 from autosynk.demo.mutate import mutate
 from autosynk.staging.store import Staging
 from autosynk.workspace import safe_run_dir
+from tests.airflow_rest import AirflowError
 from tests.services.airflow_deployment import (
     AirflowDeployment,
     Municipality,
@@ -186,9 +187,23 @@ def test_task_logs_say_one_line_per_stage_with_counts_and_no_personal_data(
         assert not any(number in text for number in numbers), task_id
 
 
-def test_the_api_lists_human_in_the_loop_requests(airflow_deployment: AirflowDeployment) -> None:
-    # the endpoint the UI's Required actions page reads; nothing asks for approval here
-    assert airflow_deployment.api.hitl_requests() == []
+def test_the_human_in_the_loop_endpoints_answer(
+    airflow_deployment: AirflowDeployment, first_nights: dict[str, str]
+) -> None:
+    api = airflow_deployment.api
+    # the list the UI's Required actions page reads; nothing asks for approval here
+    assert api.hitl_requests() == []
+    # an answer in the UI's shape reaches the handler (a wrong shape would be a 422), which
+    # says this task asks nothing: the request is right, only there is no question
+    dag_id = airflow_deployment.municipalities["alfa"].dag_id
+    with pytest.raises(AirflowError, match=r"PATCH .*/taskInstances/delta/-1/hitlDetails: 404"):
+        api.answer_hitl(dag_id, first_nights["alfa"], "delta", ["Approve"])
+    with pytest.raises(AirflowError, match=r": 422"):
+        api.request(
+            "PATCH",
+            f"/api/v2/dags/{dag_id}/dagRuns/x/taskInstances/delta/-1/hitlDetails",
+            json={"chosen_options": []},
+        )
 
 
 def test_the_ui_defaults_to_stockholm_time(airflow_deployment: AirflowDeployment) -> None:

@@ -235,7 +235,7 @@ def airflow_deployment() -> Iterator[AirflowDeployment]:
         )
         deployment = Deployment(settings)
         stack.callback(shutil.rmtree, home, True)
-        stack.callback(deployment.down)
+        stack.callback(deployment.down, 10.0)
         started = time.monotonic()
         try:
             deployment.up(timeout=300, wait_for_dags=[m.dag_id for m in municipalities.values()])
