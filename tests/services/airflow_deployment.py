@@ -18,7 +18,9 @@ dag-processor rereads the DAG file every few seconds); the connection
 ``autosynk_sftp_extra`` (alfa's server, its own upload folder ``/upload/extra``) is there
 for them.
 
-Test settings, all in the deployment's own configuration: every task but ``report`` is
+The tests that use it run last, in their own order (``pytest_collection_modifyitems``
+below), so that the deployment is not busy beside the other tests. Test settings, all in
+the deployment's own configuration: every task but ``report`` is
 retried once, 2 s later (a cluster policy); a task whose worker vanished is failed after
 20 s without a heartbeat; schedules never fire by themselves (runs are triggered). Set
 ``AUTOSYNK_TEST_REDIS_URL`` to give the broker a database of its own and
@@ -63,6 +65,15 @@ def task_policy(task):
     task.retry_delay = dt.timedelta(seconds=2)
     task.retry_exponential_backoff = 0
 """
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests on the deployment run last, together: it starts once, and stops right after
+    them instead of idling beside every other test of the session."""
+    uses = [item for item in items if "airflow_deployment" in getattr(item, "fixturenames", ())]
+    if uses:
+        others = [item for item in items if item not in uses]
+        items[:] = others + uses
 
 
 def _free_port() -> int:
