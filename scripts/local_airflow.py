@@ -584,7 +584,9 @@ def _demo_registers(tenants: Path) -> None:
                     "small",
                 ],
                 check=True,
+                stdout=subprocess.DEVNULL,
             )
+            print(f"generated a demo register for {name} in {register}")
 
 
 def main(argv: list[str] | None = None) -> int:
