@@ -689,7 +689,7 @@ def report(
     st.update_run(run_id, ended_at=dt.datetime.now(dt.UTC), counts=summary["counts"])
     if release:
         st.release(run_id)
-    log.info("run %s: report: status %s, summary in %s", run_id, summary["status"], where)
+    log.info("run %s: report: status %s, %s", run_id, summary["status"], written["html"])
     return {
         "summary": written["summary"],
         "report": written["html"],
