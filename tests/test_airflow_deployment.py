@@ -135,6 +135,9 @@ def test_two_municipalities_nights_both_deliver_on_the_workers(
             f: _sha256(m.upload_dir / f)  # type: ignore[operator]
             for f in files
         }
+    # the pools all municipalities share, as the deployment made them
+    pools = {p["name"]: p["slots"] for p in d.api.get("/api/v2/pools")["pools"]}
+    assert pools["autosynk_register_reads"] == 2 and pools["autosynk_sftp_uploads"] == 2
     # each municipality its own staging (a database, a schema), slot and DAG
     alfa, beta = d.municipalities["alfa"], d.municipalities["beta"]
     details = {name: d.api.dag_details(m.dag_id) for name, m in d.municipalities.items()}

@@ -29,6 +29,7 @@ retried once, 2 s later (a cluster policy); a task whose worker vanished is fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -85,6 +86,16 @@ def _free_port() -> int:
 def _admin(sql: str) -> None:
     with psycopg.connect(f"postgresql://{PG}/postgres", autocommit=True) as conn:
         conn.execute(sql)
+
+
+def _forget_queue(redis_url: str, queue: str) -> None:
+    """Remove this session's Celery queue from the broker (other sessions' stay)."""
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        client.delete(queue, f"_kombu.binding.{queue}")
+        client.close()
 
 
 @dataclass
@@ -245,6 +256,7 @@ def airflow_deployment() -> Iterator[AirflowDeployment]:
             local_settings=TEST_POLICY,
         )
         deployment = Deployment(settings)
+        stack.callback(_forget_queue, settings.redis_url, settings.queue)
         stack.callback(shutil.rmtree, home, True)
         stack.callback(deployment.down, 10.0)
         started = time.monotonic()
