@@ -7,7 +7,8 @@ compare with what Unikum was last told (the staging database), write and package
 changed rows, judge them by the guards (the **plan**), deliver them to Unikum's file
 server, and only then advance the staging state.
 
-Runs at 20:30 Europe/Stockholm, leaving retries room before Unikum's 23:00 import.
+Runs at 20:30 Europe/Stockholm, leaving retries room before Unikum's 23:00 import (with
+many municipalities, each at its own slot: `schedules:` in its run configuration).
 Every run writes `report.html` (for people) and `run-summary.json` in its work directory,
 and beside the files for a local-folder target; the `plan` and `report` task logs name it.
 
