@@ -99,7 +99,7 @@ def export_config() -> RunConfig:
     from autosynk.total_export import export_config as choose
 
     params = get_current_context()["params"]
-    return choose(run_config(), params["target"], rebaseline=params["rebaseline"])
+    return choose(run_config(), params["target"], rebaseline=bool(params["rebaseline"]))
 
 
 def report_and_judge(
