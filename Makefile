@@ -1,13 +1,15 @@
 # autosynk: the commands a newcomer needs.
 #   make demo   set everything up and run the main job on the bundled demo municipality
 #   make test   set everything up and run every quality gate (what CI runs)
+#   make airflow-up / airflow-down   a local Airflow deployment on Celery (two demo municipalities)
 
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := examples/demo
 
-.PHONY: setup system venv demo demo-mutate test lint typecheck pytest bench constraints clean
+.PHONY: setup system venv demo demo-mutate test lint typecheck pytest bench constraints clean \
+	airflow-up airflow-down
 
 setup: system venv
 
@@ -34,6 +36,12 @@ demo-mutate:
 
 test: setup lint typecheck pytest
 
+airflow-up: setup
+	$(BIN)/python scripts/local_airflow.py up
+
+airflow-down:
+	$(BIN)/python scripts/local_airflow.py down
+
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -54,3 +62,4 @@ constraints:
 
 clean:
 	rm -rf $(DEMO)/register $(DEMO)/state $(DEMO)/out $(DEMO)/work
+	rm -rf examples/tenants/exempelby examples/tenants/provby

@@ -39,43 +39,58 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
+from autosynk_airflow import tenants
 from autosynk_airflow.callbacks import on_failure
 
 TAGS = ["autosynk", "housekeeping"]
+#: a switch that is off unless turned on (nullable, so the form does not mark it required)
+SWITCH = ["boolean", "null"]
 
 
-@dag(
-    dag_id="autosynk_housekeeping",
-    schedule=CronTriggerTimetable("0 4 * * *", timezone="Europe/Stockholm"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
-    catchup=False,
-    max_active_runs=1,
-    tags=TAGS,
-    doc_md=__doc__,
-    default_args={
-        "owner": "autosynk",
-        "retries": 3,
-        "retry_delay": dt.timedelta(minutes=15),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(hours=1),
-        "on_failure_callback": on_failure,
-    },
-    params={
-        "dry_run": Param(False, type="boolean", description="list what would go; remove nothing")
-    },
-)
 def autosynk_housekeeping() -> None:
     @task
     def remove_what_is_past_retention() -> dict:
         from autosynk.housekeeping import housekeeping
         from autosynk_airflow import runtime
 
-        dry_run = get_current_context()["params"]["dry_run"]
+        dry_run = bool(get_current_context()["params"]["dry_run"])
         return housekeeping(runtime.run_config(), dry_run=dry_run)
 
     remove_what_is_past_retention()
 
 
-autosynk_housekeeping()
+def housekeeping_for(municipality: tenants.Municipality) -> None:
+    dag(
+        dag_id=municipality.dag_id("autosynk_housekeeping"),
+        description=municipality.describe(
+            "Daily: remove what is past the retention the configuration sets"
+        ),
+        schedule=municipality.timetable("autosynk_housekeeping", "0 4 * * *"),
+        start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
+        catchup=False,
+        max_active_runs=1,
+        tags=TAGS,
+        doc_md=__doc__,
+        default_args={
+            "owner": "autosynk",
+            "retries": 3,
+            "retry_delay": dt.timedelta(minutes=15),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": dt.timedelta(hours=1),
+            "on_failure_callback": on_failure,
+        },
+        params={
+            "dry_run": Param(
+                False,
+                type=SWITCH,
+                title="Dry run",
+                description="List what would go; remove nothing.",
+            )
+        },
+    )(autosynk_housekeeping)()
+
+
+for municipality in tenants.municipalities():
+    housekeeping_for(municipality)

@@ -7,13 +7,19 @@ compare with what Unikum was last told (the staging database), write and package
 changed rows, judge them by the guards (the **plan**), deliver them to Unikum's file
 server, and only then advance the staging state.
 
-Runs at 20:30 Europe/Stockholm, leaving retries room before Unikum's 23:00 import.
+Runs at 20:30 Europe/Stockholm, leaving retries room before Unikum's 23:00 import (with
+many municipalities, each at its own slot: `schedules:` in its run configuration).
 Every run writes `report.html` (for people) and `run-summary.json` in its work directory,
 and beside the files for a local-folder target; the `plan` and `report` task logs name it.
 
 ## Runbook
 - **Configuration**: the Airflow Variable `autosynk_config` (or the environment variable
-  `AUTOSYNK_CONFIG`) names the run configuration file; it is read when a task runs.
+  `AUTOSYNK_CONFIG`) names the run configuration file; it is read when a task runs. In a
+  deployment with many municipalities (`AUTOSYNK_TENANTS_DIR`), this DAG runs
+  `<folder>/<name>.yaml`, the name after `__` in its DAG id (see docs/deployment.md).
+- **A task waits in *scheduled***: its pool is full (`autosynk_register_reads` for
+  extract, `autosynk_sftp_uploads` for deliver, shared by all municipalities) and it runs
+  when a slot frees; if the pool is missing, create it (*Admin > Pools*).
 - **A task failed**: read its log (one clear line says why), fix the cause, then *Clear*
   the failed task (downstream included). Every task is idempotent: extract/transform/delta
   recompute from the source until the package is built; after that, a retry re-sends the
@@ -62,60 +68,20 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import CronTriggerTimetable, Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
+from autosynk_airflow import tenants
 from autosynk_airflow.approval import PlanApprovalOperator
 from autosynk_airflow.callbacks import on_failure
 from autosynk_airflow.notifications import approval_notifiers, night_notifiers
 
 TAGS = ["autosynk", "unikum", "nightly"]
+#: 20:30 in the municipality's time zone: 2.5 h before Unikum's 23:00 import
+NIGHTLY_SLOT = "30 20 * * *"
+#: a switch that is off unless turned on (nullable, so the form does not mark it required)
+SWITCH = ["boolean", "null"]
 
 
-@dag(
-    dag_id="unikum_nightly_sync",
-    schedule=CronTriggerTimetable("30 20 * * *", timezone="Europe/Stockholm"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
-    catchup=False,
-    max_active_runs=1,
-    tags=TAGS,
-    doc_md=__doc__,
-    default_args={
-        "owner": "autosynk",
-        "retries": 3,
-        "retry_delay": dt.timedelta(minutes=5),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=30),
-        "on_failure_callback": on_failure,
-    },
-    params={
-        "dry_run": Param(
-            False,
-            type="boolean",
-            title="Dry run",
-            description="Plan and report only: deliver nothing, commit nothing.",
-        ),
-        "evaluation_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Evaluation date",
-            description="Evaluate the register at this date (empty: today, Europe/Stockholm).",
-        ),
-        "total": Param(
-            False,
-            type="boolean",
-            title="Total",
-            description="Send a re-baseline total (every row and relation) instead of a delta.",
-        ),
-        "allow_mass_removal": Param(
-            False,
-            type="boolean",
-            title="Allow mass removal",
-            description="Do not hold this run to the removes guards. Prefer approving the "
-            "refused plan: it delivers exactly what you read.",
-        ),
-    },
-)
 def unikum_nightly_sync() -> None:
     @task
     def prepare() -> dict:
@@ -131,7 +97,7 @@ def unikum_nightly_sync() -> None:
             evaluation_date=params["evaluation_date"],
         )
 
-    @task
+    @task(pool=tenants.REGISTER_READS_POOL)
     def extract() -> dict:
         from autosynk import pipeline
         from autosynk_airflow import runtime
@@ -153,7 +119,7 @@ def unikum_nightly_sync() -> None:
         return pipeline.compute_delta(
             runtime.run_config(),
             runtime.current_run_id(),
-            total=get_current_context()["params"]["total"],
+            total=bool(get_current_context()["params"]["total"]),
         )
 
     @task
@@ -172,13 +138,13 @@ def unikum_nightly_sync() -> None:
         return pipeline.plan(
             runtime.run_config(),
             runtime.current_run_id(),
-            dry_run=params["dry_run"],
-            allow_mass_removal=params["allow_mass_removal"],
+            dry_run=bool(params["dry_run"]),
+            allow_mass_removal=bool(params["allow_mass_removal"]),
         )
 
     approval = PlanApprovalOperator(task_id="approval", notifiers=approval_notifiers())
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    @task(trigger_rule=TriggerRule.NONE_FAILED, pool=tenants.SFTP_UPLOADS_POOL)
     def deliver() -> dict:
         from autosynk import pipeline
         from autosynk_airflow import runtime
@@ -227,4 +193,56 @@ def unikum_nightly_sync() -> None:
     )
 
 
-unikum_nightly_sync()
+def nightly_sync_for(municipality: tenants.Municipality) -> None:
+    dag(
+        dag_id=municipality.dag_id("unikum_nightly_sync"),
+        description=municipality.describe(
+            "Nightly: register and directory to Unikum, guarded, delivered, then committed"
+        ),
+        schedule=municipality.timetable("unikum_nightly_sync", NIGHTLY_SLOT),
+        start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
+        catchup=False,
+        max_active_runs=1,
+        tags=TAGS,
+        doc_md=__doc__,
+        default_args={
+            "owner": "autosynk",
+            "retries": 3,
+            "retry_delay": dt.timedelta(minutes=5),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": dt.timedelta(minutes=30),
+            "on_failure_callback": on_failure,
+        },
+        params={
+            "dry_run": Param(
+                False,
+                type=SWITCH,
+                title="Dry run",
+                description="Plan and report only: deliver nothing, commit nothing.",
+            ),
+            "evaluation_date": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                title="Evaluation date",
+                description="Evaluate the register at this date (empty: today, Europe/Stockholm).",
+            ),
+            "total": Param(
+                False,
+                type=SWITCH,
+                title="Total",
+                description="Send a re-baseline total (every row and relation) instead of a delta.",
+            ),
+            "allow_mass_removal": Param(
+                False,
+                type=SWITCH,
+                title="Allow mass removal",
+                description="Do not hold this run to the removes guards. Prefer approving the "
+                "refused plan: it delivers exactly what you read.",
+            ),
+        },
+    )(unikum_nightly_sync)()
+
+
+for municipality in tenants.municipalities():
+    nightly_sync_for(municipality)

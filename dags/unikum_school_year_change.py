@@ -56,6 +56,7 @@ import datetime as dt
 import pendulum
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
+from autosynk_airflow import tenants
 from autosynk_airflow.approval import (
     SCHOOL_YEAR_TIMEOUT_ENV,
     SCHOOL_YEAR_TIMEOUT_HOURS,
@@ -68,47 +69,6 @@ from autosynk_airflow.notifications import approval_notifiers, night_notifiers
 TAGS = ["autosynk", "unikum", "school-year"]
 
 
-@dag(
-    dag_id="unikum_school_year_change",
-    description="Läsårsbyte: plan the school-year change, approve it, deliver exactly that plan",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
-    catchup=False,
-    max_active_runs=1,
-    tags=TAGS,
-    doc_md=__doc__,
-    default_args={
-        "owner": "autosynk",
-        "retries": 2,
-        "retry_delay": dt.timedelta(minutes=5),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=30),
-        "on_failure_callback": on_failure,
-    },
-    params={
-        "school_year": Param(
-            type="string",
-            pattern=r"^\d{4}/\d{2}$",
-            title="School year",
-            description="The new school year, e.g. 2027/28.",
-        ),
-        "effective_date": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            title="Effective date",
-            description="When the new year starts for Unikum (empty: the school year's "
-            "first day as the mapping spec defines it).",
-        ),
-        "mentor_links": Param(
-            None,
-            type=["null", "boolean"],
-            title="Sync owns mentor links",
-            description="Empty: the mapping spec's mentor_links. Owned: leavers' mentor "
-            "links are removed; not owned: they are listed for manual work.",
-        ),
-    },
-)
 def unikum_school_year_change() -> None:
     @task
     def prepare() -> dict:
@@ -124,7 +84,7 @@ def unikum_school_year_change() -> None:
             dag_run_id=runtime.current_run_id(),
         )
 
-    @task
+    @task(pool=tenants.REGISTER_READS_POOL)
     def extract() -> dict:
         from autosynk import pipeline
         from autosynk_airflow import runtime
@@ -182,7 +142,7 @@ def unikum_school_year_change() -> None:
         notifiers=approval_notifiers(plan_task="checklist_report"),
     )
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    @task(trigger_rule=TriggerRule.NONE_FAILED, pool=tenants.SFTP_UPLOADS_POOL)
     def deliver() -> dict:
         from autosynk import pipeline
         from autosynk_airflow import runtime
@@ -232,4 +192,51 @@ def unikum_school_year_change() -> None:
     )
 
 
-unikum_school_year_change()
+def school_year_change_for(municipality: tenants.Municipality) -> None:
+    dag(
+        dag_id=municipality.dag_id("unikum_school_year_change"),
+        description=municipality.describe(
+            "Läsårsbyte: plan the school-year change, approve it, deliver exactly that plan"
+        ),
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
+        catchup=False,
+        max_active_runs=1,
+        tags=TAGS,
+        doc_md=__doc__,
+        default_args={
+            "owner": "autosynk",
+            "retries": 2,
+            "retry_delay": dt.timedelta(minutes=5),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": dt.timedelta(minutes=30),
+            "on_failure_callback": on_failure,
+        },
+        params={
+            "school_year": Param(
+                type="string",
+                pattern=r"^\d{4}/\d{2}$",
+                title="School year",
+                description="The new school year, e.g. 2027/28.",
+            ),
+            "effective_date": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                title="Effective date",
+                description="When the new year starts for Unikum (empty: the school year's "
+                "first day as the mapping spec defines it).",
+            ),
+            "mentor_links": Param(
+                None,
+                type=["null", "boolean"],
+                title="Sync owns mentor links",
+                description="Empty: the mapping spec's mentor_links. Owned: leavers' mentor "
+                "links are removed; not owned: they are listed for manual work.",
+            ),
+        },
+    )(unikum_school_year_change)()
+
+
+for municipality in tenants.municipalities():
+    school_year_change_for(municipality)

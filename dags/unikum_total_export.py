@@ -48,49 +48,20 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
 
+from autosynk_airflow import tenants
 from autosynk_airflow.approval import PlanApprovalOperator
 from autosynk_airflow.callbacks import on_failure
 from autosynk_airflow.notifications import approval_notifiers, night_notifiers
 
 TAGS = ["autosynk", "unikum", "total"]
+#: a switch that is off unless turned on (nullable, so the form does not mark it required)
+SWITCH = ["boolean", "null"]
 
 
 def _rebaseline(context: Mapping[str, Any]) -> bool:
     return bool(context["params"]["rebaseline"])
 
 
-@dag(
-    dag_id="unikum_total_export",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
-    catchup=False,
-    max_active_runs=1,
-    tags=TAGS,
-    doc_md=__doc__,
-    default_args={
-        "owner": "autosynk",
-        "retries": 2,
-        "retry_delay": dt.timedelta(minutes=2),
-        "retry_exponential_backoff": True,
-        "max_retry_delay": dt.timedelta(minutes=20),
-        "on_failure_callback": on_failure,
-    },
-    params={
-        "target": Param(
-            "configured",
-            type="string",
-            description="'configured' (the target section) or a name under extra_targets",
-        ),
-        "rebaseline": Param(
-            False,
-            type="boolean",
-            description="advance the staging state (only to the configured target)",
-        ),
-        "allow_mass_removal": Param(
-            False, type="boolean", description="accept removals beyond the safety limit"
-        ),
-    },
-)
 def unikum_total_export() -> None:
     @task
     def prepare() -> dict:
@@ -100,11 +71,11 @@ def unikum_total_export() -> None:
         return total_export.prepare(
             runtime.export_config(),
             runtime.current_run_id(),
-            rebaseline=get_current_context()["params"]["rebaseline"],
+            rebaseline=bool(get_current_context()["params"]["rebaseline"]),
             dag_run_id=runtime.current_run_id(),
         )
 
-    @task
+    @task(pool=tenants.REGISTER_READS_POOL)
     def extract() -> dict:
         from autosynk import pipeline
         from autosynk_airflow import runtime
@@ -140,12 +111,12 @@ def unikum_total_export() -> None:
         return pipeline.plan(
             runtime.export_config(),
             runtime.current_run_id(),
-            allow_mass_removal=get_current_context()["params"]["allow_mass_removal"],
+            allow_mass_removal=bool(get_current_context()["params"]["allow_mass_removal"]),
         )
 
     approval = PlanApprovalOperator(task_id="approval", notifiers=approval_notifiers())
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED)
+    @task(trigger_rule=TriggerRule.NONE_FAILED, pool=tenants.SFTP_UPLOADS_POOL)
     def deliver() -> dict:
         from autosynk import pipeline
         from autosynk_airflow import runtime
@@ -197,4 +168,48 @@ def unikum_total_export() -> None:
     )
 
 
-unikum_total_export()
+def total_export_for(municipality: tenants.Municipality) -> None:
+    dag(
+        dag_id=municipality.dag_id("unikum_total_export"),
+        description=municipality.describe(
+            "By hand: a total to Unikum's test server or another target, or a re-baseline"
+        ),
+        schedule=None,
+        start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
+        catchup=False,
+        max_active_runs=1,
+        tags=TAGS,
+        doc_md=__doc__,
+        default_args={
+            "owner": "autosynk",
+            "retries": 2,
+            "retry_delay": dt.timedelta(minutes=2),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": dt.timedelta(minutes=20),
+            "on_failure_callback": on_failure,
+        },
+        params={
+            "target": Param(
+                "configured",
+                type="string",
+                title="Target",
+                description="'configured' (the target section) or a name under extra_targets",
+            ),
+            "rebaseline": Param(
+                False,
+                type=SWITCH,
+                title="Re-baseline",
+                description="advance the staging state (only to the configured target)",
+            ),
+            "allow_mass_removal": Param(
+                False,
+                type=SWITCH,
+                title="Allow mass removal",
+                description="accept removals beyond the safety limit",
+            ),
+        },
+    )(unikum_total_export)()
+
+
+for municipality in tenants.municipalities():
+    total_export_for(municipality)

@@ -3,7 +3,7 @@
 # Safe to run again; needs root (or sudo) on Debian 12.
 set -euo pipefail
 
-PACKAGES=(openssh-server slapd ldap-utils gnupg postgresql docker-compose chromium)
+PACKAGES=(openssh-server slapd ldap-utils gnupg postgresql redis-server docker-compose chromium)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 

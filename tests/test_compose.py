@@ -222,3 +222,84 @@ def test_env_example_holds_placeholders_only() -> None:
     for conn in ("AUTOSYNK_SS12000", "AUTOSYNK_LDAP", "AUTOSYNK_SFTP"):
         parsed = json.loads(values[f"AIRFLOW_CONN_{conn}"])
         assert parsed.get("password", "<x>").startswith("<"), conn
+
+
+# -- the local deployment (`make airflow-up`) is the same shape ------------------------------
+
+#: settings that make the deployment what it is, equal in both
+SHARED_SETTINGS = (
+    "AIRFLOW__CORE__EXECUTOR",
+    "AIRFLOW__CORE__AUTH_MANAGER",
+    "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION",
+    "AIRFLOW__CORE__LOAD_EXAMPLES",
+    "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK",
+    "AUTOSYNK_UI_TIMEZONE",
+    "AUTOSYNK_POOL_REGISTER_READS",
+    "AUTOSYNK_POOL_SFTP_UPLOADS",
+)
+
+
+def local_environment(tmp_path: Path) -> tuple[Any, dict[str, str]]:
+    from scripts.local_airflow import Deployment, Settings
+
+    deployment = Deployment(
+        Settings.from_environment(
+            {
+                "AUTOSYNK_AIRFLOW_HOME": str(tmp_path),
+                "AUTOSYNK_POOL_REGISTER_READS": "2",
+                "AUTOSYNK_POOL_SFTP_UPLOADS": "2",
+            }
+        )
+    )
+    return deployment, deployment.environment()
+
+
+def test_the_local_deployment_runs_the_same_components(
+    rendered: dict[str, Any], tmp_path: Path
+) -> None:
+    deployment, _ = local_environment(tmp_path)
+    compose_commands = {
+        s["command"]
+        for n, s in airflow_services(rendered).items()
+        if n not in ("airflow-init", "airflow-cli", "flower")
+    }
+    local_commands = {" ".join(deployment.command(name)[1:3]) for name in deployment.components}
+    assert local_commands == compose_commands
+    assert compose_commands == {
+        "api-server",
+        "scheduler",
+        "dag-processor",
+        "triggerer",
+        "celery worker",
+    }
+
+
+def test_the_local_deployment_has_the_same_settings(
+    rendered: dict[str, Any], tmp_path: Path
+) -> None:
+    _, local = local_environment(tmp_path)
+    compose = rendered["services"]["airflow-scheduler"]["environment"]
+    for key in SHARED_SETTINGS:
+        assert str(local[key]).lower() == str(compose[key]).lower(), key
+    for key, prefix in (
+        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+psycopg2://"),
+        ("AIRFLOW__CELERY__RESULT_BACKEND", "db+postgresql://"),
+        ("AIRFLOW__CELERY__BROKER_URL", "redis://"),
+    ):
+        assert local[key].startswith(prefix) and compose[key].startswith(prefix), key
+    # the API on loopback only, and every secret made here, never a default
+    assert local["AIRFLOW__API__HOST"] == "127.0.0.1"
+    for key in ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW__API_AUTH__JWT_SECRET"):
+        assert len(local[key]) >= 32 and "<" not in local[key]
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_airflow_init_creates_the_pools_the_dags_use(raw: dict[str, Any]) -> None:
+    from autosynk_airflow.tenants import POOLS
+
+    script = "\n".join(raw["services"]["airflow-init"]["command"])
+    for pool, (variable, _, _) in POOLS.items():
+        assert f'airflow pools set {pool} "$${{{variable}}}"' in script, pool
+    env = raw["x-airflow-common"]["environment"]
+    assert env["AUTOSYNK_TENANTS_DIR"] == "${AUTOSYNK_TENANTS_DIR:-}"
+    assert "AUTOSYNK_TENANTS_DIR" in env_example()

@@ -55,7 +55,68 @@ def test_no_import_errors(dagbag):
 
 def test_file_name_is_the_dag_id(dagbag):
     for dag_id, dag in dagbag.dags.items():
-        assert Path(dag.fileloc).stem == dag_id
+        # a municipality's copy carries its name after "__" (see the tenants test below)
+        assert Path(dag.fileloc).stem == dag_id.split("__")[0]
+
+
+def test_every_dag_says_in_one_line_what_it_does(dagbag):
+    for dag in dagbag.dags.values():
+        assert dag.description, dag.dag_id  # the DAG list's description column
+        assert "\n" not in dag.description and len(dag.description) <= 120, dag.dag_id
+
+
+def test_params_have_titles_and_switches_are_not_marked_required(dagbag):
+    for dag in dagbag.dags.values():
+        for name, param in dag.params.items():
+            schema = param.schema
+            assert schema.get("title"), (dag.dag_id, name)
+            assert param.description, (dag.dag_id, name)
+            kinds = schema.get("type")
+            if kinds == "boolean" or (isinstance(kinds, list) and "boolean" in kinds):
+                # the trigger form marks a field required unless its type allows null
+                assert isinstance(kinds, list) and "null" in kinds, (dag.dag_id, name)
+                assert param.value in (False, None), (dag.dag_id, name)  # off, or unset
+
+
+def test_a_tenants_folder_gives_each_municipality_its_own_dags(tmp_path, monkeypatch):
+    """One DAG per municipality and DAG file, each at its own slot; parsing looks nothing up."""
+    (tmp_path / "Upplands Väsby.yaml").write_text(
+        "municipality: Upplands Väsby\ntimezone: Europe/Stockholm\n"
+        "schedules: {unikum_nightly_sync: '15 21 * * *'}\n"
+    )
+    (tmp_path / "malmo.yml").write_text("municipality: Malmö\n")
+    (tmp_path / "trasig.yaml").write_text("municipality: [unclosed\n")  # broken: still a DAG
+    (tmp_path / "fel.yaml").write_text("schedules: {unikum_nightly_sync: '61 25 * * *'}\n")
+    (tmp_path / "zon.yaml").write_text("timezone: Mars/Olympus\n")  # would fail serializing
+    (tmp_path / "_shared.yaml").write_text("not: a municipality\n")
+    (tmp_path / "malmo").mkdir()
+    (tmp_path / "malmo" / "mapping.yaml").write_text("{}\n")
+    monkeypatch.setenv("AUTOSYNK_TENANTS_DIR", str(tmp_path))
+    bag = _parse(DAGS)
+    assert bag.import_errors == {}
+    assert set(bag.dag_ids) == {
+        f"{base}__{name}"
+        for base in EXPECTED_DAGS
+        for name in ("upplands_vasby", "malmo", "trasig", "fel", "zon")
+    }
+    vasby = bag.dags["unikum_nightly_sync__upplands_vasby"]
+    assert vasby.timetable.expression == "15 21 * * *"
+    assert vasby.description.startswith("Upplands Väsby: ")
+    malmo = bag.dags["unikum_nightly_sync__malmo"]
+    assert malmo.timetable.expression == "30 20 * * *"  # no slot of its own: the default
+    assert malmo.description.startswith("Malmö: ")
+    assert bag.dags["unikum_nightly_sync__trasig"].description.startswith("trasig: ")
+    # a slot Airflow cannot use falls back to the default instead of failing the file
+    assert bag.dags["unikum_nightly_sync__fel"].timetable.expression == "30 20 * * *"
+    assert "Europe/Stockholm" in str(bag.dags["unikum_nightly_sync__zon"].timetable.timezone)
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    for dag in bag.dags.values():  # what the dag-processor stores must serialize
+        DagSerialization.to_dict(dag)
+    pools = {t.task_id: t.pool for t in malmo.tasks}
+    assert pools["extract"] == "autosynk_register_reads"
+    assert pools["deliver"] == "autosynk_sftp_uploads"
+    assert {p for t, p in pools.items() if t not in ("extract", "deliver")} == {"default_pool"}
 
 
 def test_policy(dagbag):

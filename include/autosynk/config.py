@@ -22,6 +22,8 @@ CONFIG_ENV = "AUTOSYNK_CONFIG"
 #: how a total export names the ``target`` section (the others are ``extra_targets``)
 CONFIGURED_TARGET = "configured"
 _TARGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+#: five cron fields (minute hour day month weekday)
+CRON = re.compile(r"^[\w*/,-]+(\s+[\w*/,-]+){4}$")
 
 
 class Strict(BaseModel):
@@ -381,6 +383,17 @@ class RunConfig(Strict):
     timezone: str = "Europe/Stockholm"
     #: Unikum imports at night: a delivery after this local time is flagged late
     deadline: str = Field("23:00", pattern=r"^\d{2}:\d{2}$")
+    #: Airflow only: this municipality's slot per DAG (DAG name -> cron, in ``timezone``),
+    #: e.g. ``{unikum_nightly_sync: "40 20 * * *"}``; the CLI ignores it
+    schedules: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("schedules", mode="after")
+    @classmethod
+    def _cron(cls, value: dict[str, str]) -> dict[str, str]:
+        for dag, cron in value.items():
+            if not CRON.match(cron.strip()):
+                raise ValueError(f"{dag}: {cron!r} is not a cron expression of five fields")
+        return value
 
     @field_validator("mapping", mode="after")
     @classmethod

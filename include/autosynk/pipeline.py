@@ -363,6 +363,14 @@ def compute_delta(cfg: RunConfig, run_id: str, *, total: bool = False) -> dict[s
         {"counts": counts, "by_type": result.by_type, "base_run": base_run}, "delta", "delta.json"
     )
     st.update_run(run_id, status="delta", base_run=base_run)
+    log.info(
+        "run %s: delta %s: %d principals, %d relation adds, %d relation removes to send",
+        run_id,
+        "(total)" if total else "(changes)",
+        counts["to_send_principals"],
+        counts["to_send_adds"],
+        counts["to_send_removes"],
+    )
     return counts
 
 
@@ -474,6 +482,16 @@ def write(
         package["stem"] = stem
         package["nothing_to_deliver"] = False
     st.update_run(run_id, status="packaged", package=package)
+    if package["nothing_to_deliver"]:
+        log.info("run %s: wrote nothing: nothing to deliver", run_id)
+    else:
+        log.info(
+            "run %s: wrote %s, %d file(s), %d bytes",
+            run_id,
+            package["stem"],
+            len(package["files"]),
+            sum(f["size"] for f in package["files"]),
+        )
     return package
 
 
@@ -561,6 +579,7 @@ def deliver(
         return {"delivered": 0, "dry_run": True}
     if package.get("nothing_to_deliver"):
         st.update_run(run_id, status="delivered")
+        log.info("run %s: delivered 0 files: nothing to deliver", run_id)
         return {"delivered": 0, "nothing_to_deliver": True}
     ws = workspace_for(cfg, run_id)
     with ws.local_dir("package", "out") as folder:
@@ -590,6 +609,12 @@ def deliver(
             )
     st.record_deliveries(run_id, rows)
     st.update_run(run_id, status="delivered")
+    log.info(
+        "run %s: delivered %d file(s), verified by sha256, %d already there",
+        run_id,
+        len(records),
+        sum(1 for r in records if r.already_there),
+    )
     return {
         "delivered": len(records),
         "files": [r.name for r in records],
@@ -625,6 +650,7 @@ def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     run = _run_or_fail(st, run_id)
     if run["status"] == "committed":
         _advance_delivered_copy(cfg, st, run)
+        log.info("run %s: committed before; nothing more to commit", run_id)
         return {"committed": False, "already_committed": True}
     if run["status"] == "dry-run":
         return {"committed": False, "dry_run": True}
@@ -633,6 +659,11 @@ def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     changes = Changes(*frames)
     applied = st.commit(run_id, changes)
     _advance_delivered_copy(cfg, st, run, changes)
+    log.info(
+        "run %s: committed %d principal upserts, %d deletes, %d relation adds, %d removes",
+        run_id,
+        *(len(frame) for frame in frames),
+    )
     return {
         "committed": applied,
         "principal_upserts": len(frames[0]),
@@ -658,6 +689,7 @@ def report(
     st.update_run(run_id, ended_at=dt.datetime.now(dt.UTC), counts=summary["counts"])
     if release:
         st.release(run_id)
+    log.info("run %s: report: status %s, %s", run_id, summary["status"], written["html"])
     return {
         "summary": written["summary"],
         "report": written["html"],

@@ -12,15 +12,24 @@ from typing import Any
 from autosynk.config import CONFIG_ENV, RunConfig, SftpTarget, SS12000ApiSource, load_config
 from autosynk.errors import ConfigError
 from autosynk.pipeline import Uploader
+from autosynk.tenants import check_isolation, tenants_dir
+from autosynk_airflow import tenants
 
 CONFIG_VARIABLE = "autosynk_config"
 log = logging.getLogger("autosynk")
 
 
 def config_path() -> str:
-    """The configuration file: Airflow Variable ``autosynk_config``, else ``$AUTOSYNK_CONFIG``."""
+    """The configuration file of the running task's DAG.
+
+    With a tenants folder (``AUTOSYNK_TENANTS_DIR``): the file of the municipality the
+    DAG id names. Otherwise the Airflow Variable ``autosynk_config``, else ``$AUTOSYNK_CONFIG``.
+    """
     from airflow.sdk import Variable
 
+    tenant_file = tenants.config_path_for_dag(current_dag_id())
+    if tenant_file is not None:
+        return str(tenant_file)
     path = Variable.get(CONFIG_VARIABLE, default=None) or os.environ.get(CONFIG_ENV)
     if not path:
         raise ConfigError(
@@ -31,7 +40,19 @@ def config_path() -> str:
 
 
 def run_config() -> RunConfig:
-    return load_config(config_path())
+    path = config_path()
+    name = tenants.tenant_of(current_dag_id())
+    folder = tenants_dir()
+    if name is not None and folder is not None:
+        # another municipality on the same staging or work base would corrupt both
+        check_isolation(name, folder)
+    return load_config(path)
+
+
+def current_dag_id() -> str:
+    from airflow.sdk import get_current_context
+
+    return str(get_current_context()["dag"].dag_id)
 
 
 def current_run_id() -> str:
@@ -78,7 +99,7 @@ def export_config() -> RunConfig:
     from autosynk.total_export import export_config as choose
 
     params = get_current_context()["params"]
-    return choose(run_config(), params["target"], rebaseline=params["rebaseline"])
+    return choose(run_config(), params["target"], rebaseline=bool(params["rebaseline"]))
 
 
 def report_and_judge(

@@ -188,6 +188,13 @@ Match User {USER}
 
 @pytest.fixture(scope="session")
 def sshd() -> Iterator[Sshd]:
+    with running_sshd() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_sshd(tag: str = "") -> Iterator[Sshd]:
+    """A started sshd of its own (host key, client keys, chroot); stopped and removed after."""
     if os.geteuid() != 0:
         pytest.skip("sshd tests need root (a system user and a root-owned chroot under /srv)")
     if not SSHD.exists() or shutil.which("ssh-keygen") is None:
@@ -198,7 +205,7 @@ def sshd() -> Iterator[Sshd]:
     # sshd reads authorized keys as the user: this folder must be readable by it
     work = Path(tempfile.mkdtemp(prefix="autosynk-sshd-"))
     work.chmod(0o755)
-    chroot = Path(f"/srv/autosynk-sftp-test-{os.getpid()}")
+    chroot = Path(f"/srv/autosynk-sftp-test-{os.getpid()}{'-' + tag if tag else ''}")
     try:
         host_key = _keygen(work / "host_ed25519")
         client_pub = _keygen(work / "client_ed25519")
