@@ -1,6 +1,6 @@
 """Approvals on the real Airflow deployment, answered through the REST API as the UI does.
 
-A municipality of its own (``gamma``) joins the session's deployment. Its refused night
+A municipality of its own (``omega``) joins the session's deployment. Its refused night
 waits at the approval task, is approved through *Required actions*' endpoint and delivers
 exactly its plan, once; a refused night that is rejected delivers nothing; the register's
 school-year change waits at the school-year DAG's approval, is approved, and the next
@@ -24,13 +24,13 @@ from tests.services.airflow_deployment import AirflowDeployment, Municipality
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres]
 
-NAME = "gamma"
+NAME = "omega"
 NIGHTLY = f"unikum_nightly_sync__{NAME}"
 SCHOOL_YEAR = f"unikum_school_year_change__{NAME}"
 
 
 @pytest.fixture(scope="module")
-def gamma(airflow_deployment: AirflowDeployment) -> Municipality:
+def omega(airflow_deployment: AirflowDeployment) -> Municipality:
     d = airflow_deployment
     folder = d.tenants_dir / NAME
     config = d.tenants_dir / f"{NAME}.yaml"
@@ -99,67 +99,67 @@ def wait_for_question(d: AirflowDeployment, dag_id: str, run_id: str) -> dict:
 
 
 def test_a_refused_night_waits_and_delivers_its_plan_once_approved(
-    airflow_deployment: AirflowDeployment, gamma: Municipality
+    airflow_deployment: AirflowDeployment, omega: Municipality
 ) -> None:
     d, api = airflow_deployment, airflow_deployment.api
     first = api.trigger(NIGHTLY)
     assert api.wait_for_run(NIGHTLY, first, timeout=300) == "success", api.explain(NIGHTLY, first)
     assert api.task_states(NIGHTLY, first)["approval"] == "skipped"  # guards passed
-    before_files, before_state = files(gamma), delivered_relations(gamma)
+    before_files, before_state = files(omega), delivered_relations(omega)
     assert len(before_files) == 2
 
-    vanish_children(gamma, 0.4, seed=3)
+    vanish_children(omega, 0.4, seed=3)
     refused = api.trigger(NIGHTLY)
     question = wait_for_question(d, NIGHTLY, refused)
     assert "Refused by its guards" in question["body"]
     assert "student_in_school" in question["body"] and "report.html" in question["body"]
-    assert files(gamma) == before_files and delivered_relations(gamma) == before_state
+    assert files(omega) == before_files and delivered_relations(omega) == before_state
 
-    run = Staging(gamma.staging_url).get_run(refused)
+    run = Staging(omega.staging_url).get_run(refused)
     assert run["status"] == "refused"
-    package = gamma.folder / "work" / _run_dir(refused) / "package" / "out"
+    package = omega.folder / "work" / _run_dir(refused) / "package" / "out"
     frozen = {f["name"]: (package / f["name"]).read_bytes() for f in run["plan"]["files"]}
 
     api.answer_hitl(NIGHTLY, refused, "approval", ["Approve"])
     assert api.wait_for_run(NIGHTLY, refused, timeout=300) == "success", api.explain(
         NIGHTLY, refused
     )
-    new = {k: v for k, v in files(gamma).items() if k not in before_files}
+    new = {k: v for k, v in files(omega).items() if k not in before_files}
     assert new == frozen  # exactly the plan's bytes, delivered once
-    ledger = Staging(gamma.staging_url).get_run(refused)
+    ledger = Staging(omega.staging_url).get_run(refused)
     assert ledger["status"] == "committed"
     assert ledger["plan"]["approved_by"].startswith("airflow:")
-    assert delivered_relations(gamma) != before_state
+    assert delivered_relations(omega) != before_state
 
 
 def test_a_rejected_night_delivers_nothing(
-    airflow_deployment: AirflowDeployment, gamma: Municipality
+    airflow_deployment: AirflowDeployment, omega: Municipality
 ) -> None:
     d, api = airflow_deployment, airflow_deployment.api
-    before_files, before_state = files(gamma), delivered_relations(gamma)
-    shutil.copytree(gamma.folder / "register", gamma.folder / "register-delivered")
-    vanish_children(gamma, 0.5, seed=4)
+    before_files, before_state = files(omega), delivered_relations(omega)
+    shutil.copytree(omega.folder / "register", omega.folder / "register-delivered")
+    vanish_children(omega, 0.5, seed=4)
     refused = api.trigger(NIGHTLY)
     wait_for_question(d, NIGHTLY, refused)
     api.answer_hitl(NIGHTLY, refused, "approval", ["Reject"])
     assert api.wait_for_run(NIGHTLY, refused, timeout=300) == "failed"
     states = api.task_states(NIGHTLY, refused)
     assert states["deliver"] == states["commit_state"] == "skipped"
-    assert files(gamma) == before_files and delivered_relations(gamma) == before_state
-    staging = Staging(gamma.staging_url)
+    assert files(omega) == before_files and delivered_relations(omega) == before_state
+    staging = Staging(omega.staging_url)
     assert staging.get_run(refused)["status"] == "rejected"
     assert staging.lock_holder() is None
 
 
 def test_the_school_year_change_is_approved_through_the_api(
-    airflow_deployment: AirflowDeployment, gamma: Municipality
+    airflow_deployment: AirflowDeployment, omega: Municipality
 ) -> None:
     d, api = airflow_deployment, airflow_deployment.api
     # the register is as delivered again, and makes its own year change
-    shutil.rmtree(gamma.folder / "register")
-    shutil.copytree(gamma.folder / "register-delivered", gamma.folder / "register")
-    rollover(gamma.folder / "register", seed=5, today=_today())
-    before_files = files(gamma)
+    shutil.rmtree(omega.folder / "register")
+    shutil.copytree(omega.folder / "register-delivered", omega.folder / "register")
+    rollover(omega.folder / "register", seed=5, today=_today())
+    before_files = files(omega)
 
     effective = dt.date(_today().year + (1 if _today().month >= 7 else 0), 7, 1)
     year = f"{effective.year}/{(effective.year + 1) % 100:02d}"
@@ -167,25 +167,25 @@ def test_the_school_year_change_is_approved_through_the_api(
     question = wait_for_question(d, SCHOOL_YEAR, change)
     assert "School-year checklist" in question["body"]
     assert "Leavers" in question["body"] and "(blocking)" not in question["body"]
-    assert files(gamma) == before_files
+    assert files(omega) == before_files
 
     # meanwhile the nightly cannot run: the lock is the school-year change's
     blocked = api.trigger(NIGHTLY)
     assert api.wait_for_run(NIGHTLY, blocked, timeout=300) == "failed"
     log = "\n".join(api.task_log(NIGHTLY, blocked, "prepare", 1))
     assert "waiting for approval of plan" in log
-    assert files(gamma) == before_files
+    assert files(omega) == before_files
 
     api.answer_hitl(SCHOOL_YEAR, change, "approval", ["Approve"])
     assert api.wait_for_run(SCHOOL_YEAR, change, timeout=300) == "success", api.explain(
         SCHOOL_YEAR, change
     )
-    assert len(files(gamma)) == len(before_files) + 2
+    assert len(files(omega)) == len(before_files) + 2
 
-    after = files(gamma)
+    after = files(omega)
     next_night = api.trigger(NIGHTLY)
     assert api.wait_for_run(NIGHTLY, next_night, timeout=300) == "success"
-    assert files(gamma) == after  # nothing to deliver after the change
+    assert files(omega) == after  # nothing to deliver after the change
 
 
 def _today() -> dt.date:
