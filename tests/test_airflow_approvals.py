@@ -12,7 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
+import re
 import shutil
+import time
 
 import pytest
 
@@ -98,6 +100,17 @@ def wait_for_question(d: AirflowDeployment, dag_id: str, run_id: str) -> dict:
     return question
 
 
+#: an identity number written out in full
+FULL_NUMBER = re.compile(r"(?<!\d)(?:19|20)\d{6}[-+]?\d{4}(?!\d)")
+
+
+def wait_for_mail(d: AirflowDeployment, run_id: str, count: int = 1) -> list[str]:
+    deadline = time.monotonic() + 60
+    while len(d.mails(run_id)) < count and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return d.mails(run_id)
+
+
 def test_a_refused_night_waits_and_delivers_its_plan_once_approved(
     airflow_deployment: AirflowDeployment, omega: Municipality
 ) -> None:
@@ -113,6 +126,10 @@ def test_a_refused_night_waits_and_delivers_its_plan_once_approved(
     question = wait_for_question(d, NIGHTLY, refused)
     assert "Refused by its guards" in question["body"]
     assert "student_in_school" in question["body"] and "report.html" in question["body"]
+    (notice,) = wait_for_mail(d, refused)  # a person is told the plan waits
+    plan_id = Staging(omega.staging_url).get_run(refused)["plan_id"]
+    assert f"plan {plan_id} of {NIGHTLY} waits for approval" in notice
+    assert "report.html" in notice and not FULL_NUMBER.search(notice.replace(refused, ""))
     assert files(omega) == before_files and delivered_relations(omega) == before_state
 
     run = Staging(omega.staging_url).get_run(refused)
@@ -143,6 +160,10 @@ def test_a_rejected_night_delivers_nothing(
     wait_for_question(d, NIGHTLY, refused)
     api.answer_hitl(NIGHTLY, refused, "approval", ["Reject"])
     assert api.wait_for_run(NIGHTLY, refused, timeout=300) == "failed"
+    waiting, ended = wait_for_mail(d, refused, 2)  # waits for approval, then did not complete
+    assert "did not complete" in ended and "was rejected or not answered in time" in ended
+    assert "report.html" in ended
+    assert "waits for approval" in waiting
     states = api.task_states(NIGHTLY, refused)
     assert states["deliver"] == states["commit_state"] == "skipped"
     assert files(omega) == before_files and delivered_relations(omega) == before_state

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 import pytest
@@ -32,17 +31,7 @@ def test_a_failed_night_sends_one_notice_with_run_reason_and_report(
     monkeypatch.setenv("AUTOSYNK_NOTIFY_EMAIL_CONN_ID", "autosynk_mail")
     monkeypatch.setenv("AUTOSYNK_NOTIFY_EMAIL_TO", "integration@exempelby.example")
     monkeypatch.setenv("AUTOSYNK_NOTIFY_EMAIL_FROM", "autosynk@exempelby.example")
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_AUTOSYNK_MAIL",
-        json.dumps(
-            {
-                "conn_type": "smtp",
-                "host": smtp_server.host,
-                "port": smtp_server.port,
-                "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 0},
-            }
-        ),
-    )
+    monkeypatch.setenv("AIRFLOW_CONN_AUTOSYNK_MAIL", smtp_server.connection())
     dag = DagBag(str(DAGS)).dags["unikum_nightly_sync"]  # notifiers are set when parsed
     for task in dag.tasks:
         task.retries = 0

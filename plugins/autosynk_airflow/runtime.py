@@ -147,8 +147,10 @@ def report_and_judge(
 
 
 def _why_not_approved(answer: dict[str, Any] | None) -> str:
+    # a rejection (or a timeout, which answers Reject) skips delivery from inside the
+    # approval task, which then hands on no answer: only an approval is recorded
     if not answer:
-        return "was not approved"
+        return "was rejected or not answered in time"
     if answer.get("timedout"):
         return "was not answered in time"
     user = (answer.get("responded_by_user") or {}).get("name") or "a user"

@@ -50,7 +50,8 @@ from autosynk.demo.generate import generate
 from scripts.local_airflow import Deployment, DeploymentError, Settings
 from tests.airflow_rest import AirflowRest
 
-if TYPE_CHECKING:  # imported when used: pytest registers tests.services.sshd as a plugin
+if TYPE_CHECKING:  # imported when used: pytest registers tests.services.* as plugins
+    from tests.services.smtp import Mailbox
     from tests.services.sshd import Sshd
 
 PG = "postgres@127.0.0.1:5432"
@@ -127,6 +128,7 @@ class AirflowDeployment:
     tenants_dir: Path
     municipalities: dict[str, Municipality] = field(default_factory=dict)
     servers: dict[str, Sshd] = field(default_factory=dict)
+    mailbox: Mailbox | None = None  # where its notices go (an SMTP server on loopback)
 
     @property
     def base_url(self) -> str:
@@ -138,6 +140,10 @@ class AirflowDeployment:
         self.municipalities[municipality.name] = municipality
         self.deployment.wait_for_dags([municipality.dag_id], timeout=120)
         return municipality
+
+    def mails(self, about: str) -> list[str]:
+        """The notices the deployment sent that name ``about`` (a run id), as texts."""
+        return [text for text in self.mailbox.texts() if about in text] if self.mailbox else []
 
     def ensure_workers(self) -> None:
         """Restart any worker a test killed, and wait until it is ready."""
@@ -184,6 +190,7 @@ def sftp_connection(server: Sshd) -> str:
 
 @pytest.fixture(scope="session")
 def airflow_deployment() -> Iterator[AirflowDeployment]:
+    from tests.services.smtp import running_smtp
     from tests.services.sshd import running_sshd
 
     if shutil.which("redis-server") is None and not os.environ.get("AUTOSYNK_TEST_REDIS_URL"):
@@ -232,6 +239,15 @@ def airflow_deployment() -> Iterator[AirflowDeployment]:
             for name, server in servers.items()
         }
         extra_conns["AIRFLOW_CONN_AUTOSYNK_SFTP_EXTRA"] = sftp_connection(servers["alfa"])
+        mailbox = stack.enter_context(running_smtp())
+        extra_conns.update(
+            {
+                "AIRFLOW_CONN_AUTOSYNK_MAIL": mailbox.connection(),
+                "AUTOSYNK_NOTIFY_EMAIL_CONN_ID": "autosynk_mail",
+                "AUTOSYNK_NOTIFY_EMAIL_TO": "integration@example.se",
+                "AUTOSYNK_NOTIFY_EMAIL_FROM": "autosynk@example.se",
+            }
+        )
         settings = Settings(
             home=home / "airflow",
             port=_free_port(),
@@ -268,4 +284,4 @@ def airflow_deployment() -> Iterator[AirflowDeployment]:
         print(f"\nAirflow deployment up in {took:.1f} s at {settings.base_url}")
         api = AirflowRest(settings.base_url, "admin", PASSWORD)
         api.token()
-        yield AirflowDeployment(deployment, api, tenants, municipalities, servers)
+        yield AirflowDeployment(deployment, api, tenants, municipalities, servers, mailbox)

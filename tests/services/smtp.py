@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import email
 import email.policy
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,9 +35,20 @@ class Mailbox:
             out.append(f"{message['Subject']}\n{body.get_content() if body else ''}")
         return out
 
+    def connection(self) -> str:
+        """An Airflow SMTP connection to this server (``AIRFLOW_CONN_*`` JSON)."""
+        return json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": self.host,
+                "port": self.port,
+                "extra": {"disable_tls": True, "disable_ssl": True, "retry_limit": 0},
+            }
+        )
 
-@pytest.fixture
-def smtp_server() -> Iterator[Mailbox]:
+
+@contextlib.contextmanager
+def running_smtp() -> Iterator[Mailbox]:
     from aiosmtpd.controller import Controller
 
     with socket.socket() as probe:  # aiosmtpd checks its own port: it must be known
@@ -48,3 +61,9 @@ def smtp_server() -> Iterator[Mailbox]:
         yield box
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[Mailbox]:
+    with running_smtp() as box:
+        yield box
