@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +18,7 @@ from autosynk.config import SS12000ApiSource
 from autosynk.errors import ConfigError
 from autosynk_airflow.callbacks import WEBHOOK_ENV, on_failure
 from autosynk_airflow.ss12000_hook import AutosynkSS12000Hook, base_url
+from tests.services.webhook import Webhook
 
 PNR = "19900101-0017"
 CONN_ENV = "AIRFLOW_CONN_AUTOSYNK_SS12000"
@@ -145,39 +142,6 @@ def test_provider_style_attributes() -> None:
 
 
 # --- the failure callback ------------------------------------------------------------------
-
-
-@dataclass
-class Webhook:
-    url: str
-    received: list[dict[str, Any]] = field(default_factory=list)
-    status: int = 200
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    """A real HTTP server on loopback that records the JSON bodies POSTed to it."""
-    hook = Webhook(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers["Content-Length"])
-            hook.received.append(json.loads(self.rfile.read(length)))
-            self.send_response(hook.status)
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    hook.url = f"http://127.0.0.1:{server.server_address[1]}/alert"
-    try:
-        yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def failure_context(error: BaseException) -> dict[str, Any]:

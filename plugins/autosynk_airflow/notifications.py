@@ -6,7 +6,9 @@ notice is sent):
 
 - e-mail (the SMTP provider's ``SmtpNotifier``): ``AUTOSYNK_NOTIFY_EMAIL_CONN_ID`` names an
   SMTP connection, ``AUTOSYNK_NOTIFY_EMAIL_TO`` the recipients (comma-separated), and
-  ``AUTOSYNK_NOTIFY_EMAIL_FROM`` the sender (else the connection's ``from_email``).
+  ``AUTOSYNK_NOTIFY_EMAIL_FROM`` the sender (else the connection's ``from_email``);
+- Slack (the Slack provider's ``SlackWebhookNotifier``): ``AUTOSYNK_NOTIFY_SLACK_CONN_ID``
+  names a Slack incoming-webhook connection (``slackwebhook``).
 
 A notice names the DAG, the run, the reason and the report's path: texts the pipeline
 writes without personal data (identity numbers masked), never rows or names.
@@ -21,6 +23,7 @@ from airflow.sdk import BaseNotifier
 EMAIL_CONN_ENV = "AUTOSYNK_NOTIFY_EMAIL_CONN_ID"
 EMAIL_TO_ENV = "AUTOSYNK_NOTIFY_EMAIL_TO"
 EMAIL_FROM_ENV = "AUTOSYNK_NOTIFY_EMAIL_FROM"
+SLACK_CONN_ENV = "AUTOSYNK_NOTIFY_SLACK_CONN_ID"
 
 NIGHT_SUBJECT = "autosynk: {{ dag.dag_id }} run {{ run_id }} did not complete"
 NIGHT_BODY = (
@@ -37,6 +40,17 @@ APPROVAL_BODY = (
     "<p>autosynk: run <b>{{ run_id }}</b> of <b>{{ dag.dag_id }}</b> waits for approval; "
     "nothing is delivered until someone approves it (Airflow: Required actions).</p>"
     "<pre>{{ ti.xcom_pull(task_ids='PLAN')['body'] }}</pre>"
+)
+
+
+NIGHT_TEXT = (
+    "autosynk: run {{ run_id }} of {{ dag.dag_id }} did not complete. {{ exception }} "
+    "Nothing was committed."
+)
+APPROVAL_TEXT = (
+    "autosynk: run {{ run_id }} of {{ dag.dag_id }} waits for approval of plan "
+    "{{ ti.xcom_pull(task_ids='PLAN')['plan_id'] }} (Required actions); nothing is delivered "
+    "until someone approves it. Report: {{ ti.xcom_pull(task_ids='PLAN')['report'] }}"
 )
 
 
@@ -62,13 +76,25 @@ def _email(subject: str, body: str) -> list[BaseNotifier]:
     ]
 
 
+def _slack(text: str) -> list[BaseNotifier]:
+    conn_id = os.environ.get(SLACK_CONN_ENV, "").strip()
+    if not conn_id:
+        return []
+    from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+    return [SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=text)]
+
+
 def night_notifiers() -> list[BaseNotifier]:
     """For the ``report`` task's failure: the night failed, was refused or rejected."""
-    return _email(NIGHT_SUBJECT, NIGHT_BODY)
+    return [*_email(NIGHT_SUBJECT, NIGHT_BODY), *_slack(NIGHT_TEXT)]
 
 
 def approval_notifiers(plan_task: str = "plan") -> list[BaseNotifier]:
     """For the approval task: a plan (the XCom of ``plan_task``) waits for a person."""
-    return _email(
-        APPROVAL_SUBJECT.replace("PLAN", plan_task), APPROVAL_BODY.replace("PLAN", plan_task)
-    )
+    return [
+        *_email(
+            APPROVAL_SUBJECT.replace("PLAN", plan_task), APPROVAL_BODY.replace("PLAN", plan_task)
+        ),
+        *_slack(APPROVAL_TEXT.replace("PLAN", plan_task)),
+    ]
