@@ -42,7 +42,7 @@ import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from autosynk_airflow import tenants
-from autosynk_airflow.callbacks import on_failure
+from autosynk_airflow.stage_tasks import default_args
 
 TAGS = ["autosynk", "housekeeping"]
 #: a switch that is off unless turned on (nullable, so the form does not mark it required)
@@ -73,14 +73,11 @@ def housekeeping_for(municipality: tenants.Municipality) -> None:
         max_active_runs=1,
         tags=TAGS,
         doc_md=__doc__,
-        default_args={
-            "owner": "autosynk",
-            "retries": 3,
-            "retry_delay": dt.timedelta(minutes=15),
-            "retry_exponential_backoff": True,
-            "max_retry_delay": dt.timedelta(hours=1),
-            "on_failure_callback": on_failure,
-        },
+        default_args=default_args(
+            retries=3,
+            retry_delay=dt.timedelta(minutes=15),
+            max_retry_delay=dt.timedelta(hours=1),
+        ),
         params={
             "dry_run": Param(
                 False,

@@ -68,12 +68,21 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from autosynk_airflow import tenants
 from autosynk_airflow.approval import PlanApprovalOperator
-from autosynk_airflow.callbacks import on_failure
-from autosynk_airflow.notifications import approval_notifiers, night_notifiers
+from autosynk_airflow.notifications import approval_notifiers
+from autosynk_airflow.stage_tasks import (
+    commit_state,
+    default_args,
+    deliver,
+    delta,
+    extract,
+    report,
+    transform_and_validate,
+    write,
+)
 
 TAGS = ["autosynk", "unikum", "nightly"]
 #: 20:30 in the municipality's time zone: 2.5 h before Unikum's 23:00 import
@@ -97,38 +106,6 @@ def unikum_nightly_sync() -> None:
             evaluation_date=params["evaluation_date"],
         )
 
-    @task(pool=tenants.REGISTER_READS_POOL)
-    def extract() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.extract(runtime.airflow_config(), runtime.current_run_id())
-
-    @task
-    def transform_and_validate() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.transform(runtime.run_config(), runtime.current_run_id())
-
-    @task
-    def delta() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.compute_delta(
-            runtime.run_config(),
-            runtime.current_run_id(),
-            total=bool(get_current_context()["params"]["total"]),
-        )
-
-    @task
-    def write() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.write(runtime.run_config(), runtime.current_run_id())
-
     @task
     def plan() -> dict:
         from autosynk import pipeline
@@ -143,41 +120,6 @@ def unikum_nightly_sync() -> None:
         )
 
     approval = PlanApprovalOperator(task_id="approval", notifiers=approval_notifiers())
-
-    @task(trigger_rule=TriggerRule.NONE_FAILED, pool=tenants.SFTP_UPLOADS_POOL)
-    def deliver() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-        from autosynk_airflow.approval import approver
-
-        cfg = runtime.run_config()
-        return pipeline.deliver(
-            cfg,
-            runtime.current_run_id(),
-            uploader=runtime.airflow_uploader(cfg),
-            approved_by=approver(get_current_context()["ti"].xcom_pull(task_ids="approval")),
-        )
-
-    @task
-    def commit_state() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.commit(runtime.run_config(), runtime.current_run_id())
-
-    @task(
-        trigger_rule=TriggerRule.ALL_DONE,
-        retries=0,
-        on_failure_callback=[on_failure, *night_notifiers()],
-    )
-    def report() -> dict:
-        from autosynk_airflow import runtime
-
-        return runtime.report_and_judge(
-            runtime.run_config(),
-            runtime.current_run_id(),
-            approval=get_current_context()["ti"].xcom_pull(task_ids="approval"),
-        )
 
     (
         prepare()
@@ -205,14 +147,11 @@ def nightly_sync_for(municipality: tenants.Municipality) -> None:
         max_active_runs=1,
         tags=TAGS,
         doc_md=__doc__,
-        default_args={
-            "owner": "autosynk",
-            "retries": 3,
-            "retry_delay": dt.timedelta(minutes=5),
-            "retry_exponential_backoff": True,
-            "max_retry_delay": dt.timedelta(minutes=30),
-            "on_failure_callback": on_failure,
-        },
+        default_args=default_args(
+            retries=3,
+            retry_delay=dt.timedelta(minutes=5),
+            max_retry_delay=dt.timedelta(minutes=30),
+        ),
         params={
             "dry_run": Param(
                 False,

@@ -54,7 +54,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pendulum
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from autosynk_airflow import tenants
 from autosynk_airflow.approval import (
@@ -63,8 +63,17 @@ from autosynk_airflow.approval import (
     PlanApprovalOperator,
     approval_timeout,
 )
-from autosynk_airflow.callbacks import on_failure
-from autosynk_airflow.notifications import approval_notifiers, night_notifiers
+from autosynk_airflow.notifications import approval_notifiers
+from autosynk_airflow.stage_tasks import (
+    commit_state,
+    default_args,
+    deliver,
+    delta,
+    extract,
+    report,
+    transform_and_validate,
+    write,
+)
 
 TAGS = ["autosynk", "unikum", "school-year"]
 
@@ -83,38 +92,6 @@ def unikum_school_year_change() -> None:
             effective=params["effective_date"],
             dag_run_id=runtime.current_run_id(),
         )
-
-    @task(pool=tenants.REGISTER_READS_POOL)
-    def extract() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.extract(runtime.airflow_config(), runtime.current_run_id())
-
-    @task
-    def transform_at_effective_date() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.transform(
-            runtime.run_config(),
-            runtime.current_run_id(),
-            mentor_links=get_current_context()["params"]["mentor_links"],
-        )
-
-    @task
-    def delta() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.compute_delta(runtime.run_config(), runtime.current_run_id())
-
-    @task
-    def write() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.write(runtime.run_config(), runtime.current_run_id())
 
     @task
     def plan() -> dict:
@@ -142,40 +119,9 @@ def unikum_school_year_change() -> None:
         notifiers=approval_notifiers(plan_task="checklist_report"),
     )
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED, pool=tenants.SFTP_UPLOADS_POOL)
-    def deliver() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-        from autosynk_airflow.approval import approver
-
-        cfg = runtime.run_config()
-        return pipeline.deliver(
-            cfg,
-            runtime.current_run_id(),
-            uploader=runtime.airflow_uploader(cfg),
-            approved_by=approver(get_current_context()["ti"].xcom_pull(task_ids="approval")),
-        )
-
-    @task
-    def commit_state() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.commit(runtime.run_config(), runtime.current_run_id())
-
-    @task(
-        trigger_rule=TriggerRule.ALL_DONE,
-        retries=0,
-        on_failure_callback=[on_failure, *night_notifiers()],
+    transform_at_effective_date = transform_and_validate.override(
+        task_id="transform_at_effective_date"
     )
-    def report() -> dict:
-        from autosynk_airflow import runtime
-
-        return runtime.report_and_judge(
-            runtime.run_config(),
-            runtime.current_run_id(),
-            approval=get_current_context()["ti"].xcom_pull(task_ids="approval"),
-        )
 
     (
         prepare()
@@ -204,14 +150,11 @@ def school_year_change_for(municipality: tenants.Municipality) -> None:
         max_active_runs=1,
         tags=TAGS,
         doc_md=__doc__,
-        default_args={
-            "owner": "autosynk",
-            "retries": 2,
-            "retry_delay": dt.timedelta(minutes=5),
-            "retry_exponential_backoff": True,
-            "max_retry_delay": dt.timedelta(minutes=30),
-            "on_failure_callback": on_failure,
-        },
+        default_args=default_args(
+            retries=2,
+            retry_delay=dt.timedelta(minutes=5),
+            max_retry_delay=dt.timedelta(minutes=30),
+        ),
         params={
             "school_year": Param(
                 type="string",

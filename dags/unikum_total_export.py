@@ -46,12 +46,20 @@ from collections.abc import Mapping
 from typing import Any
 
 import pendulum
-from airflow.sdk import Param, TriggerRule, dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 
 from autosynk_airflow import tenants
 from autosynk_airflow.approval import PlanApprovalOperator
-from autosynk_airflow.callbacks import on_failure
-from autosynk_airflow.notifications import approval_notifiers, night_notifiers
+from autosynk_airflow.notifications import approval_notifiers
+from autosynk_airflow.stage_tasks import (
+    commit_state,
+    default_args,
+    deliver,
+    extract,
+    report,
+    transform_and_validate,
+    write,
+)
 
 TAGS = ["autosynk", "unikum", "total"]
 #: a switch that is off unless turned on (nullable, so the form does not mark it required)
@@ -75,33 +83,12 @@ def unikum_total_export() -> None:
             dag_run_id=runtime.current_run_id(),
         )
 
-    @task(pool=tenants.REGISTER_READS_POOL)
-    def extract() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.extract(runtime.airflow_config(), runtime.current_run_id())
-
-    @task
-    def transform_and_validate() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.transform(runtime.run_config(), runtime.current_run_id())
-
     @task
     def total() -> dict:
         from autosynk import pipeline
         from autosynk_airflow import runtime
 
         return pipeline.compute_delta(runtime.run_config(), runtime.current_run_id(), total=True)
-
-    @task
-    def write() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.write(runtime.export_config(), runtime.current_run_id())
 
     @task
     def plan() -> dict:
@@ -116,55 +103,22 @@ def unikum_total_export() -> None:
 
     approval = PlanApprovalOperator(task_id="approval", notifiers=approval_notifiers())
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED, pool=tenants.SFTP_UPLOADS_POOL)
-    def deliver() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-        from autosynk_airflow.approval import approver
-
-        cfg = runtime.export_config()
-        return pipeline.deliver(
-            cfg,
-            runtime.current_run_id(),
-            uploader=runtime.airflow_uploader(cfg),
-            approved_by=approver(get_current_context()["ti"].xcom_pull(task_ids="approval")),
-        )
-
-    @task.run_if(_rebaseline, skip_message="not a re-baseline: the staging state stays")
-    @task
-    def commit_state() -> dict:
-        from autosynk import pipeline
-        from autosynk_airflow import runtime
-
-        return pipeline.commit(runtime.run_config(), runtime.current_run_id())
-
-    @task(
-        trigger_rule=TriggerRule.ALL_DONE,
-        retries=0,
-        on_failure_callback=[on_failure, *night_notifiers()],
-    )
-    def report() -> dict:
-        from autosynk_airflow import runtime
-
-        context = get_current_context()
-        return runtime.report_and_judge(
-            runtime.export_config(),
-            runtime.current_run_id(),
-            approval=context["ti"].xcom_pull(task_ids="approval"),
-            finished=("committed",) if _rebaseline(context) else ("delivered",),
-        )
+    # a copy (override) of the shared task: run_if changes the task it is given
+    commit_if_rebaseline = task.run_if(
+        _rebaseline, skip_message="not a re-baseline: the staging state stays"
+    )(commit_state.override())
 
     (
         prepare()
         >> extract()
         >> transform_and_validate()
         >> total()
-        >> write()
+        >> write(config="export")
         >> plan()
         >> approval
-        >> deliver()
-        >> commit_state()
-        >> report()
+        >> deliver(config="export")
+        >> commit_if_rebaseline()
+        >> report(config="export")
     )
 
 
@@ -180,14 +134,11 @@ def total_export_for(municipality: tenants.Municipality) -> None:
         max_active_runs=1,
         tags=TAGS,
         doc_md=__doc__,
-        default_args={
-            "owner": "autosynk",
-            "retries": 2,
-            "retry_delay": dt.timedelta(minutes=2),
-            "retry_exponential_backoff": True,
-            "max_retry_delay": dt.timedelta(minutes=20),
-            "on_failure_callback": on_failure,
-        },
+        default_args=default_args(
+            retries=2,
+            retry_delay=dt.timedelta(minutes=2),
+            max_retry_delay=dt.timedelta(minutes=20),
+        ),
         params={
             "target": Param(
                 "configured",

@@ -52,6 +52,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psutil
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DEMO_TENANTS = ROOT / "examples" / "tenants"
@@ -477,7 +479,10 @@ class Deployment:
         pid = self.pid(name)
         if pid is None:
             return []
-        victims = [pid, *_descendants(pid)]
+        try:
+            victims = [pid, *(p.pid for p in psutil.Process(pid).children(recursive=True))]
+        except psutil.NoSuchProcess:
+            return []
         for victim in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
@@ -502,26 +507,6 @@ class Deployment:
 
     def status(self) -> dict[str, int | None]:
         return {name: self.pid(name) for name in [*self.components, "redis"]}
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: list[int] = []
-    todo = list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def _alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from autosynk_airflow import stage_tasks
 from tests import parse_guard
 
 pytestmark = pytest.mark.airflow
@@ -173,6 +174,28 @@ def test_the_school_year_change_is_triggered_by_hand_and_waits_for_approval(dagb
         "effective_date": "Effective date",
         "mentor_links": "Sync owns mentor links",
     }
+
+
+def test_shared_stage_tasks_keep_each_dags_own_settings(dagbag):
+    """The stages are defined once (stage_tasks); a DAG's own change to one stays its own."""
+    nightly = dagbag.dags["unikum_nightly_sync"]
+    total = dagbag.dags["unikum_total_export"]
+    school_year = dagbag.dags["unikum_school_year_change"]
+    # only the total export commits on a condition (a re-baseline)
+    assert total.get_task("commit_state")._pre_execute_hook is not None
+    assert nightly.get_task("commit_state")._pre_execute_hook is None
+    assert school_year.get_task("commit_state")._pre_execute_hook is None
+    # ... and the shared definition is untouched once every DAG file has been parsed
+    assert "pre_execute" not in stage_tasks.commit_state.kwargs
+    for dag in (nightly, total, school_year):
+        assert dag.get_task("extract").pool == "autosynk_register_reads"
+        assert dag.get_task("deliver").pool == "autosynk_sftp_uploads"
+        assert dag.get_task("deliver").trigger_rule == "none_failed"
+        assert dag.get_task("report").trigger_rule == "all_done"
+        assert dag.get_task("report").retries == 0
+    assert total.get_task("deliver").op_kwargs == {"config": "export"}
+    assert nightly.get_task("deliver").op_kwargs == {}
+    assert [dag.default_args["retries"] for dag in (nightly, total, school_year)] == [3, 2, 2]
 
 
 def chain(dag) -> list[str]:

@@ -20,74 +20,10 @@ from pathlib import Path
 import pytest
 
 from autosynk.cli import main
-from autosynk.config import load_config
-from autosynk.demo.generate import generate
 from autosynk.demo.mutate import mutate
 from autosynk.demo.names import CivicNumbers
 from autosynk.simulator import UnikumModel
-from autosynk.staging.store import Staging
-
-DATE = "2026-11-20"  # every night of these tests evaluates the register at the same date
-
-
-class Municipality:
-    """The demo municipality in a folder: register, configuration, staging, outbox."""
-
-    def __init__(self, root: Path, seed: int = 21) -> None:
-        self.root = root
-        self.register = root / "register"
-        generate(self.register, seed=seed, scale="small", today=dt.date.fromisoformat(DATE))
-        self.out = root / "out"
-        self.config = root / "autosynk.yaml"
-        self.config.write_text(
-            "municipality: Exempelby\norganisation_id: exempelby-kommun\n"
-            "source: {kind: ss12000-files, path: register}\n"
-            "target: {kind: directory, path: out}\nwork_base: work\n",
-            encoding="utf-8",
-        )
-        self.seen: set[str] = set()
-
-    def run(self, *args: str, date: bool = True) -> int:
-        extra = ["--evaluation-date", DATE] if date else []
-        return main(["run", "--config", str(self.config), *extra, *args])
-
-    def new_files(self) -> dict[str, bytes]:
-        found = {}
-        for path in sorted(self.out.glob("Exempelby_*")):
-            if path.name not in self.seen:
-                self.seen.add(path.name)
-                found[path.name] = path.read_bytes()
-        return found
-
-    def staging(self) -> Staging:
-        return Staging(load_config(self.config).staging.url)
-
-    def delivered_state(self) -> tuple[set, set]:
-        st = self.staging()
-        principals = set(st.delivered_principals().itertuples(index=False, name=None))
-        relations = set(st.delivered_relations().itertuples(index=False, name=None))
-        return principals, relations
-
-    def persons(self) -> list[dict]:
-        return json.loads((self.register / "persons.json").read_text(encoding="utf-8"))["data"]
-
-    def save_persons(self, persons: list[dict]) -> None:
-        (self.register / "persons.json").write_text(
-            json.dumps({"data": persons}, ensure_ascii=False), encoding="utf-8"
-        )
-
-
-def replay(model: UnikumModel, files: dict[str, bytes]) -> None:
-    """Import deliveries in name order, as Unikum does each night."""
-    stems = sorted({name.rsplit(".", 1)[0] for name in files})
-    for stem in stems:
-        model.apply(
-            files[f"{stem}.principals"].decode("utf-8"), files[f"{stem}.relations"].decode("utf-8")
-        )
-
-
-def lines_of(output: str, prefix: str) -> list[str]:
-    return [line.removeprefix(prefix) for line in output.splitlines() if line.startswith(prefix)]
+from tests.demo_municipality import DATE, Municipality, lines_of, replay
 
 
 def vanish_children(town: Municipality, share: float, seed: int = 5) -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from autosynk.report_html import chart_svg, render
-from tests.test_guarded_nights import Municipality, lines_of, vanish_children
+from tests.demo_municipality import Municipality, lines_of
+from tests.test_guarded_nights import vanish_children
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -18,52 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from autosynk.cli import main
-from autosynk.config import load_config
-from autosynk.demo.generate import generate
 from autosynk.demo.rollover import rollover
 from autosynk.pipeline import local_now
 from autosynk.simulator import UnikumModel
-from autosynk.staging.store import Staging
 from autosynk.verify import verify_paths
-from tests.test_guarded_nights import lines_of, replay
+from tests.demo_municipality import Municipality, lines_of, replay
+
+#: a register that keeps a class's id each year: the school year in the template makes it new
+RENAMED_GROUPS_MAPPING = 'external_ids: {school: "{id}", class: "{id}-{school_year}"}\n'
 
 
-class Town:
-    def __init__(self, root: Path, *, reuse_group_ids: bool, day: dt.date) -> None:
-        self.root = root
-        self.register = root / "register"
-        generate(self.register, seed=41, scale="small", today=day)
-        self.out = root / "out"
-        self.config = root / "autosynk.yaml"
-        mapping = ""
-        if reuse_group_ids:  # the register keeps a class's id: the school year makes it new
-            (root / "mapping.yaml").write_text(
-                'external_ids: {school: "{id}", class: "{id}-{school_year}"}\n', encoding="utf-8"
-            )
-            mapping = "mapping: mapping.yaml\n"
-        self.config.write_text(
-            "municipality: Exempelby\norganisation_id: exempelby-kommun\n"
-            + mapping
-            + "source: {kind: ss12000-files, path: register}\n"
-            "target: {kind: directory, path: out}\nwork_base: work\n",
-            encoding="utf-8",
-        )
-        self.seen: set[str] = set()
-
-    def cli(self, *args: str) -> int:
-        return main([*args, "--config", str(self.config)])
-
-    def new_files(self) -> dict[str, bytes]:
-        found = {}
-        for path in sorted(self.out.glob("Exempelby_*")):
-            if path.name not in self.seen:
-                self.seen.add(path.name)
-                found[path.name] = path.read_bytes()
-        return found
-
-    def staging(self) -> Staging:
-        return Staging(load_config(self.config).staging.url)
+def demo_town(root: Path, *, reuse_group_ids: bool, day: dt.date) -> Municipality:
+    mapping = RENAMED_GROUPS_MAPPING if reuse_group_ids else ""
+    return Municipality(root, seed=41, day=day, mapping=mapping)
 
 
 def effective_after(day: dt.date) -> dt.date:
@@ -75,7 +42,7 @@ def effective_after(day: dt.date) -> dt.date:
 def test_the_school_year_change_end_to_end(tmp_path, capsys, reuse_group_ids):
     day = local_now(load_config_stub()).date()
     effective = effective_after(day)
-    town = Town(tmp_path / "town", reuse_group_ids=reuse_group_ids, day=day)
+    town = demo_town(tmp_path / "town", reuse_group_ids=reuse_group_ids, day=day)
     assert town.cli("run") == 0
     first = town.new_files()
     assert first
@@ -154,7 +121,7 @@ def test_the_school_year_change_end_to_end(tmp_path, capsys, reuse_group_ids):
         paths = [town.out / name for name in sorted(delivery)]
         assert [str(v) for v in verify_paths(paths, known_state=known)] == []
         replay(unikum, delivery)
-    fresh = Town(tmp_path / "fresh", reuse_group_ids=reuse_group_ids, day=day)
+    fresh = demo_town(tmp_path / "fresh", reuse_group_ids=reuse_group_ids, day=day)
     shutil.rmtree(fresh.register)
     shutil.copytree(rolled, fresh.register)
     assert fresh.cli("run", "--total", "--evaluation-date", effective.isoformat()) == 0
@@ -167,7 +134,7 @@ def test_the_school_year_change_end_to_end(tmp_path, capsys, reuse_group_ids):
     )
 
 
-def assert_checklist(items: dict, town: Town, first: dict[str, bytes]) -> None:
+def assert_checklist(items: dict, town: Municipality, first: dict[str, bytes]) -> None:
     first_classes = {
         line.split("\t")[0]
         for name, data in first.items()
@@ -210,7 +177,7 @@ def load_config_stub():
 def test_a_pupil_without_a_group_blocks_the_plan(tmp_path, capsys):
     day = local_now(load_config_stub()).date()
     effective = effective_after(day)
-    town = Town(tmp_path, reuse_group_ids=False, day=day)
+    town = demo_town(tmp_path, reuse_group_ids=False, day=day)
     assert town.cli("run") == 0
     town.new_files()
     rollover(town.register, seed=5, today=day, loose_pupils=1)

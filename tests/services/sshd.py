@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 SSHD = Path("/usr/sbin/sshd")
@@ -111,7 +112,8 @@ class Sshd:
         """SIGKILL every per-connection sshd process (a dropped connection); return count."""
         if self._process is None:
             return 0
-        victims = _descendants(self._process.pid)
+        # sshd's per-connection children (they start process groups of their own)
+        victims = [p.pid for p in psutil.Process(self._process.pid).children(recursive=True)]
         for pid in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -138,26 +140,6 @@ class Sshd:
         }
         fields.update(overrides)
         return fields
-
-
-def _descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: list[int] = []
-    todo = list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def _config(
