@@ -38,11 +38,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from autosynk_airflow import tenants
-from autosynk_airflow.stage_tasks import default_args
+from autosynk_airflow.stage_tasks import dag_settings
 
 TAGS = ["autosynk", "housekeeping"]
 #: a switch that is off unless turned on (nullable, so the form does not mark it required)
@@ -68,12 +67,9 @@ def housekeeping_for(municipality: tenants.Municipality) -> None:
             "Daily: remove what is past the retention the configuration sets"
         ),
         schedule=municipality.timetable("autosynk_housekeeping", "0 4 * * *"),
-        start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
-        catchup=False,
-        max_active_runs=1,
-        tags=TAGS,
-        doc_md=__doc__,
-        default_args=default_args(
+        **dag_settings(
+            tags=TAGS,
+            doc_md=__doc__,
             retries=3,
             retry_delay=dt.timedelta(minutes=15),
             max_retry_delay=dt.timedelta(hours=1),

@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from autosynk_airflow import tenants
@@ -75,7 +74,7 @@ from autosynk_airflow.approval import PlanApprovalOperator
 from autosynk_airflow.notifications import approval_notifiers
 from autosynk_airflow.stage_tasks import (
     commit_state,
-    default_args,
+    dag_settings,
     deliver,
     delta,
     extract,
@@ -142,12 +141,9 @@ def nightly_sync_for(municipality: tenants.Municipality) -> None:
             "Nightly: register and directory to Unikum, guarded, delivered, then committed"
         ),
         schedule=municipality.timetable("unikum_nightly_sync", NIGHTLY_SLOT),
-        start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
-        catchup=False,
-        max_active_runs=1,
-        tags=TAGS,
-        doc_md=__doc__,
-        default_args=default_args(
+        **dag_settings(
+            tags=TAGS,
+            doc_md=__doc__,
             retries=3,
             retry_delay=dt.timedelta(minutes=5),
             max_retry_delay=dt.timedelta(minutes=30),

@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from autosynk_airflow import tenants
@@ -66,7 +65,7 @@ from autosynk_airflow.approval import (
 from autosynk_airflow.notifications import approval_notifiers
 from autosynk_airflow.stage_tasks import (
     commit_state,
-    default_args,
+    dag_settings,
     deliver,
     delta,
     extract,
@@ -145,12 +144,9 @@ def school_year_change_for(municipality: tenants.Municipality) -> None:
             "Läsårsbyte: plan the school-year change, approve it, deliver exactly that plan"
         ),
         schedule=None,
-        start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
-        catchup=False,
-        max_active_runs=1,
-        tags=TAGS,
-        doc_md=__doc__,
-        default_args=default_args(
+        **dag_settings(
+            tags=TAGS,
+            doc_md=__doc__,
             retries=2,
             retry_delay=dt.timedelta(minutes=5),
             max_retry_delay=dt.timedelta(minutes=30),

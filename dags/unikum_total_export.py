@@ -45,7 +45,6 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-import pendulum
 from airflow.sdk import Param, dag, get_current_context, task
 
 from autosynk_airflow import tenants
@@ -53,7 +52,7 @@ from autosynk_airflow.approval import PlanApprovalOperator
 from autosynk_airflow.notifications import approval_notifiers
 from autosynk_airflow.stage_tasks import (
     commit_state,
-    default_args,
+    dag_settings,
     deliver,
     extract,
     report,
@@ -129,12 +128,9 @@ def total_export_for(municipality: tenants.Municipality) -> None:
             "By hand: a total to Unikum's test server or another target, or a re-baseline"
         ),
         schedule=None,
-        start_date=pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
-        catchup=False,
-        max_active_runs=1,
-        tags=TAGS,
-        doc_md=__doc__,
-        default_args=default_args(
+        **dag_settings(
+            tags=TAGS,
+            doc_md=__doc__,
             retries=2,
             retry_delay=dt.timedelta(minutes=2),
             max_retry_delay=dt.timedelta(minutes=20),

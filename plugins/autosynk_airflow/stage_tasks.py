@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, Literal
 
+import pendulum
 from airflow.sdk import TriggerRule, XComArg, get_current_context, task
 
 from autosynk_airflow import tenants
@@ -26,17 +27,31 @@ if TYPE_CHECKING:
 Config = Literal["run", "export"]
 
 
-def default_args(
-    *, retries: int, retry_delay: dt.timedelta, max_retry_delay: dt.timedelta
+def dag_settings(
+    *,
+    tags: list[str],
+    doc_md: str | None,
+    retries: int,
+    retry_delay: dt.timedelta,
+    max_retry_delay: dt.timedelta,
 ) -> dict[str, Any]:
-    """A DAG's task defaults: retries backing off, and the failure callback on every task."""
+    """What every autosynk DAG shares: never two runs at once, no catch-up of missed
+    slots, the runbook as ``doc_md``, and task retries backing off, the failure callback
+    on every task."""
     return {
-        "owner": "autosynk",
-        "retries": retries,
-        "retry_delay": retry_delay,
-        "retry_exponential_backoff": True,
-        "max_retry_delay": max_retry_delay,
-        "on_failure_callback": on_failure,
+        "start_date": pendulum.datetime(2026, 1, 1, tz="Europe/Stockholm"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": tags,
+        "doc_md": doc_md,
+        "default_args": {
+            "owner": "autosynk",
+            "retries": retries,
+            "retry_delay": retry_delay,
+            "retry_exponential_backoff": True,
+            "max_retry_delay": max_retry_delay,
+            "on_failure_callback": on_failure,
+        },
     }
 
 
