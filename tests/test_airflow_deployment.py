@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import psutil
 import pytest
 import requests
 
@@ -225,20 +226,21 @@ def test_the_ui_defaults_to_stockholm_time(airflow_deployment: AirflowDeployment
 
 def _transform_process(d: AirflowDeployment, min_rss_kb: int) -> tuple[str, int] | None:
     """(worker, pid) of a task process under a worker holding more than ``min_rss_kb``."""
-    from scripts.local_airflow import _descendants
-
     for worker in d.deployment.workers:
         pid = d.deployment.pid(worker)
         if pid is None:
             continue
-        for child in _descendants(pid):
+        try:
+            children = psutil.Process(pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            continue
+        for child in children:
             try:
-                status = Path(f"/proc/{child}/status").read_text()
-            except OSError:
+                rss = child.memory_info().rss
+            except psutil.NoSuchProcess:
                 continue
-            rss = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
-            if rss and int(rss.group(1)) > min_rss_kb:
-                return worker, child
+            if rss > min_rss_kb * 1024:
+                return worker, child.pid
     return None
 
 
