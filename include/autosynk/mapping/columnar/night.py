@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from autosynk import delta as delta_engine
 from autosynk.identity import mask
 from autosynk.mapping.columnar import index, persons, relations, schools, users
 from autosynk.mapping.columnar.rows import RowBuilder
@@ -77,6 +79,10 @@ class Night:
         self.protected: list[tuple[str, str]] = []
         #: relations that name no person (school_in_org, class_in_school)
         self.fixed_relations: list[tuple[str, str, str]] = []
+        #: exported schools: organisation id -> (external id, school form)
+        self.school_of: dict[str, tuple[str, str]] = {}
+        #: the Arrow tables named with :meth:`put`
+        self.arrow: dict[str, pa.Table] = {}
 
     def quarantine(self, entity: str, source_id: str, reason: str, severity: str = "error") -> None:
         self.quarantine_entries.append(QuarantineEntry(entity, source_id, mask(reason), severity))
@@ -108,14 +114,24 @@ class Night:
         return self.con.sql(query)
 
     def table(self, name: str, query: str) -> None:
-        """Name a query's result: a table, or for a small register a view (a table costs
-        milliseconds to make, more than a small register's whole query)."""
-        kind = "TABLE"
-        self.con.execute(f"CREATE OR REPLACE TEMP {kind} {name} AS {query}")
+        """Name a query's result (a temporary table: it is read more than once)."""
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
 
     def put(self, name: str, table: pa.Table) -> None:
-        """Name an Arrow table made in Python (DuckDB reads it where it is)."""
+        """Name an Arrow table (DuckDB reads it where it is); it stays at hand as well."""
         self.con.register(name, table)
+        self.arrow[name] = table
+
+    def arrow_of(self, query: str) -> pa.Table:
+        return self.con.sql(query).fetch_arrow_table()
+
+    def live_mask(self, table: pa.Table) -> pa.ChunkedArray:
+        """:meth:`live` over an Arrow table's ``start`` and ``end`` columns."""
+        today = pa.scalar(self.today, pa.string())
+        return pc.and_kleene(
+            pc.or_kleene(pc.is_null(table["start"]), pc.less_equal(table["start"], today)),
+            pc.or_kleene(pc.is_null(table["end"]), pc.less_equal(today, table["end"])),
+        )
 
     def rows_of(self, query: str) -> list[tuple[Any, ...]]:
         return self.con.sql(query).fetchall()
@@ -129,9 +145,9 @@ def map_columns(
     encoding: str,
 ) -> MappedTables:
     """Map one register. ``today`` is the evaluation date (``YYYY-MM-DD``, Europe/Stockholm)."""
-    con = delta_engine.connection()
+    small = sum(table.num_rows for table in columns.tables.values()) < SMALL
+    con = _database(os.getpid(), small).cursor()
     try:
-        small = sum(table.num_rows for table in columns.tables.values()) < SMALL
         night = Night(con, spec, organisation_id, today, encoding, small)
         index.index_records(night, columns)
         school_rows = schools.map_schools(night)
@@ -152,6 +168,17 @@ def map_columns(
         )
     finally:
         con.close()
+
+
+@functools.cache
+def _database(pid: int, small: bool) -> duckdb.DuckDBPyConnection:
+    """This process's in-memory DuckDB for the mapping (keyed by process id, as the
+    delta's: a forked worker must not use its parent's database).
+
+    A small register is mapped on one thread: waking a pool of threads costs more than
+    its queries do.
+    """
+    return duckdb.connect(config={"threads": 1} if small else {})
 
 
 def _principals(rows: list[tuple[str, str, str, str]]) -> pa.Table:

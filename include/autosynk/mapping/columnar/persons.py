@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from autosynk.identity import InvalidIdentity, mask, normalise
 from autosynk.mapping.columnar.identity import identity_numbers
@@ -20,44 +21,43 @@ if TYPE_CHECKING:
 
 
 def resolve(night: Night) -> None:
-    """The tables ``needed``, ``key_of`` (person, key); quarantine entries and counts."""
-    night.table(
-        "needed",
-        "SELECT person FROM person_rel UNION SELECT a FROM person_pair "
+    """The table ``key_of`` (person, key); quarantine entries and counts."""
+    protected = protected_persons(night)
+    frame = night.arrow_of(
+        "WITH needed AS (SELECT person FROM person_rel UNION SELECT a FROM person_pair "
         "UNION SELECT b FROM person_pair UNION SELECT guardian FROM guardians "
-        "UNION SELECT child FROM guardians",
-    )
-    protected_persons(night)
-    frame = night.con.sql(
+        "UNION SELECT child FROM guardians) "
         "SELECT n.person, p.civic_no, p.status, (pr.id IS NOT NULL) AS protected, "
         "(p.id IS NOT NULL) AS present FROM needed n "
         "LEFT JOIN persons p ON p.id = n.person LEFT JOIN protected pr ON pr.id = n.person"
-    ).fetch_arrow_table()
-    key_of = identity_keys(night, frame)
-    night.put("key_of", key_of)
-
-
-def protected_persons(night: Night) -> None:
-    """The table ``protected``: persons whose marking is not an unprotected one."""
-    spec = night.spec
-    missing = "true" if spec.missing_marking_is_protected else "false"
-    unprotected = night.among(spec.unprotected_markings)
-    night.table(
-        "protected",
-        "SELECT id, civic_no, seq FROM persons WHERE CASE WHEN marking_missing "
-        f"THEN {missing} ELSE coalesce(marking NOT IN {unprotected}, true) END",
     )
-    for person_id, civic in night.rows_of("SELECT id, civic_no FROM protected ORDER BY seq"):
+    del protected
+    night.counts["protected_persons_with_roles"] = pc.sum(frame["protected"]).as_py() or 0
+    night.put("key_of", identity_keys(night, frame))
+
+
+def protected_persons(night: Night) -> pa.Table:
+    """The table ``protected``: persons whose marking is not an unprotected one (anywhere
+    in the register: never sent, forgotten if they ever were)."""
+    spec = night.spec
+    persons = night.arrow["persons"]
+    marked = pc.invert(
+        pc.is_in(persons["marking"], value_set=pa.array(spec.unprotected_markings, pa.string()))
+    )
+    missing = persons["marking_missing"]
+    flag = pc.if_else(missing, pa.scalar(spec.missing_marking_is_protected), marked)
+    protected = persons.filter(flag).select(["id", "civic_no"])
+    for person_id, civic in zip(
+        protected["id"].to_pylist(), protected["civic_no"].to_pylist(), strict=True
+    ):
         try:
             key = normalise(civic).value
         except InvalidIdentity:
             key = ""
         night.protected.append((person_id, key))
     night.counts["protected_persons"] = len(night.protected)
-    ((with_roles,),) = night.rows_of(
-        "SELECT count(*) FROM protected WHERE id IN (SELECT person FROM needed)"
-    )
-    night.counts["protected_persons_with_roles"] = with_roles
+    night.put("protected", protected)
+    return protected
 
 
 def identity_keys(night: Night, needed: pa.Table) -> pa.Table:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 RELATIONS_SCHEMA = pa.schema([("type", pa.string()), ("a", pa.string()), ("b", pa.string())])
 
@@ -28,13 +29,14 @@ PERSON_OBJECT = (
 
 
 def by_register_id(night: Night) -> None:
-    """The tables ``enrolled``, ``students``, ``grade``, ``staff_duties``, ``person_rel``
-    (type, person, object), ``person_pair`` (type, person, person) and ``guardians``."""
+    """The tables ``enrolled``, ``staff_duties``, ``person_rel`` (type, person, object),
+    ``person_pair`` (type, person, person) and ``guardians``."""
     enrolled(night)
     staff_duties(night)
     night.table(
         "person_rel",
-        " UNION ".join(
+        "WITH students AS (SELECT DISTINCT person FROM enrolled) "
+        + " UNION ".join(
             f"SELECT '{name}' AS type, person, object FROM ({query})"
             for name, query in (
                 ("student_in_school", student_in_school(night)),
@@ -46,13 +48,16 @@ def by_register_id(night: Night) -> None:
         ),
     )
     night.table(
-        "person_pair", f"SELECT DISTINCT 'mentor_for' AS type, a, b FROM ({mentor_for(night)})"
+        "person_pair",
+        "WITH students AS (SELECT DISTINCT person FROM enrolled) "
+        f"SELECT DISTINCT 'mentor_for' AS type, a, b FROM ({mentor_for(night)})",
     )
     guardians(night)
 
 
 def enrolled(night: Night) -> None:
-    """Live, not cancelled enrolments at an exported school; each pupil's first school year."""
+    """Live, not cancelled enrolments at an exported school (a pupil's first school year
+    is the one of their first such enrolment that names one)."""
     night.table(
         "enrolled",
         "SELECT e.parent AS person, e.pos, e.school_type, e.school_year, s.ext "
@@ -60,20 +65,15 @@ def enrolled(night: Night) -> None:
         "JOIN schools s ON s.org_id = u.unit "
         f"WHERE NOT e.cancelled AND {night.live('e')}",
     )
-    night.table("students", "SELECT DISTINCT person FROM enrolled")
-    night.table(
-        "grade",
-        "SELECT person, arg_min(school_type, pos) AS school_type, "
-        "arg_min(school_year, pos) AS school_year "
-        "FROM enrolled WHERE school_year <> '' GROUP BY person",
-    )
 
 
 def staff_duties(night: Night) -> None:
-    """Live duties at an exported school (``duty without a person`` is reported)."""
-    night.table("live_duties", f"SELECT * FROM duties WHERE {night.live()}")
-    for (duty_id,) in night.rows_of("SELECT id FROM live_duties WHERE person IS NULL ORDER BY seq"):
+    """Live duties at an exported school (a live duty without a person is reported)."""
+    duties = night.arrow["duties"]
+    live = duties.filter(pc.fill_null(night.live_mask(duties), False))
+    for duty_id in live.filter(pc.is_null(live["person"]))["id"].to_pylist():
         night.quarantine("duty", duty_id, "duty without a person", "warning")
+    night.put("live_duties", live)
     night.table(
         "staff_duties",
         "SELECT d.id AS duty, d.person, d.duty_role, s.ext AS school "
@@ -149,61 +149,46 @@ def guardians(night: Night) -> None:
     night.table(
         "guardians",
         "SELECT r.parent AS child, r.pos, r.person AS guardian FROM person_responsibles r "
-        "WHERE r.parent IN (SELECT person FROM students) "
+        "WHERE r.parent IN (SELECT person FROM enrolled) "
         f"AND r.relation_type IN {types} AND r.person IS NOT NULL",
     )
 
 
 def by_identity_number(night: Night) -> None:
-    """The table ``resolved`` (type, a, b) by identity number, and ``guardian_role``.
+    """The tables ``resolved`` (type, a, b) by identity number and ``guardian_links``.
 
     Reads ``key_of`` (person, key) from :mod:`.persons`; a relation with a party that has
-    no key is dropped and counted (``relations_skipped_<type>``).
+    no key is dropped and counted (``relations_skipped_<type>``), a guardian link once
+    for every time the register names it.
     """
     night.table(
-        "resolved_people",
-        "SELECT r.type, k.key AS a, r.object AS b FROM person_rel r "
-        "JOIN key_of k ON k.person = r.person "
-        "UNION ALL "
-        "SELECT p.type, ka.key AS a, kb.key AS b FROM person_pair p "
-        "JOIN key_of ka ON ka.person = p.a JOIN key_of kb ON kb.person = p.b",
-    )
-    dropped = dict(
-        night.rows_of(
-            "SELECT type, count(*) FROM ("
-            "SELECT r.type FROM person_rel r ANTI JOIN key_of k ON k.person = r.person "
-            "UNION ALL SELECT p.type FROM person_pair p "
-            "WHERE p.a NOT IN (SELECT person FROM key_of) "
-            "OR p.b NOT IN (SELECT person FROM key_of)) GROUP BY type"
-        )
-    )
-    night.table(
         "guardian_links",
-        "SELECT g.child, g.guardian, kc.key AS child_key, kg.key AS guardian_key "
+        "SELECT g.child, g.guardian, kc.key AS child_key, kg.key AS guardian_key, "
+        "(kc.key IS NOT NULL AND kg.key IS NOT NULL AND kc.key <> kg.key) AS sent "
         "FROM guardians g LEFT JOIN key_of kc ON kc.person = g.child "
         "LEFT JOIN key_of kg ON kg.person = g.guardian",
     )
-    ((skipped,),) = night.rows_of(
-        "SELECT count(*) FROM guardian_links WHERE child_key IS NULL OR guardian_key IS NULL "
-        "OR child_key = guardian_key"
+    dropped = night.rows_of(
+        "SELECT type, count(*) FROM ("
+        "SELECT r.type FROM person_rel r ANTI JOIN key_of k ON k.person = r.person "
+        "UNION ALL SELECT p.type FROM person_pair p "
+        "WHERE p.a NOT IN (SELECT person FROM key_of) "
+        "OR p.b NOT IN (SELECT person FROM key_of) "
+        "UNION ALL SELECT 'guardian_for' FROM guardian_links WHERE NOT sent"
+        ") GROUP BY type"
     )
-    if skipped:
-        dropped["guardian_for"] = dropped.get("guardian_for", 0) + skipped
-    night.table(
-        "sent_guardians",
-        "SELECT * FROM guardian_links WHERE child_key IS NOT NULL "
-        "AND guardian_key IS NOT NULL AND child_key <> guardian_key",
-    )
-    night.table("guardian_role", "SELECT DISTINCT guardian AS person FROM sent_guardians")
     night.table(
         "resolved",
-        "SELECT DISTINCT type, a, b FROM resolved_people "
-        "UNION SELECT 'guardian_for', guardian_key, child_key FROM sent_guardians "
+        "SELECT r.type, k.key AS a, r.object AS b FROM person_rel r "
+        "JOIN key_of k ON k.person = r.person "
+        "UNION SELECT p.type, ka.key, kb.key FROM person_pair p "
+        "JOIN key_of ka ON ka.person = p.a JOIN key_of kb ON kb.person = p.b "
+        "UNION SELECT 'guardian_for', guardian_key, child_key FROM guardian_links WHERE sent "
         # presence only through children who are sent (never reveals a protected child)
         "UNION SELECT 'external_user_in_school', g.guardian_key, e.ext "
-        "FROM sent_guardians g JOIN enrolled e ON e.person = g.child",
+        "FROM guardian_links g JOIN enrolled e ON e.person = g.child WHERE g.sent",
     )
-    for rel_type, count in dropped.items():
+    for rel_type, count in dropped:
         night.counts[f"relations_skipped_{rel_type}"] += count
 
 
@@ -213,33 +198,26 @@ def fixed_table(night: Night) -> pa.Table:
     return pa.table([pa.array(column, pa.string()) for column in columns], schema=RELATIONS_SCHEMA)
 
 
-def parties(night: Night) -> None:
-    """The table ``in_relation``: every party of a relation (a person is sent only if one)."""
-    night.put("fixed_relations", fixed_table(night))
-    night.table(
-        "all_relations",
-        "SELECT type, a, b FROM fixed_relations UNION SELECT type, a, b FROM resolved",
-    )
-    night.table(
-        "in_relation", "SELECT a AS party FROM all_relations UNION SELECT b FROM all_relations"
-    )
+#: SQL: every party of a relation (a person is sent only if they are one)
+IN_RELATION = (
+    "SELECT a FROM resolved UNION SELECT b FROM resolved "
+    "UNION SELECT a FROM fixed_relations UNION SELECT b FROM fixed_relations"
+)
 
 
 def final_table(night: Night, dropped: list[str]) -> pa.Table:
     """Every relation, less those of persons whose row could not be built, sorted."""
+    everything = "SELECT type, a, b FROM resolved UNION SELECT type, a, b FROM fixed_relations"
     if dropped:
         night.put("dropped_keys", pa.table({"key": pa.array(dropped, pa.string())}))
-        ((gone,),) = night.rows_of(
-            "SELECT count(*) FROM all_relations "
-            "WHERE a IN (SELECT key FROM dropped_keys) OR b IN (SELECT key FROM dropped_keys)"
+        table = night.arrow_of(
+            f"SELECT type, a, b, (a IN (SELECT key FROM dropped_keys) "
+            f"OR b IN (SELECT key FROM dropped_keys)) AS gone FROM ({everything}) "
+            "ORDER BY type, a, b"
         )
-        night.counts["relations_skipped_invalid_person_row"] += gone
-        query = (
-            "SELECT type, a, b FROM all_relations "
-            "WHERE a NOT IN (SELECT key FROM dropped_keys) "
-            "AND b NOT IN (SELECT key FROM dropped_keys) ORDER BY type, a, b"
-        )
+        gone = table["gone"]
+        night.counts["relations_skipped_invalid_person_row"] += pc.sum(gone).as_py() or 0
+        table = table.filter(pc.invert(gone)).drop_columns(["gone"])
     else:
-        query = "SELECT type, a, b FROM all_relations ORDER BY type, a, b"
-    table = night.con.sql(query).fetch_arrow_table()
+        table = night.arrow_of(f"{everything} ORDER BY type, a, b")
     return table.cast(RELATIONS_SCHEMA)

@@ -10,6 +10,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from autosynk.model import CLASS, SCHOOL
 
@@ -23,12 +24,18 @@ Principal = tuple[str, str, str, str]
 
 def school_units(night: Night) -> dict[str, str]:
     """Organisation id -> the school unit it is or belongs to (the nearest Skolenhet above)."""
-    orgs = {
-        org_id: (kind, parent)
-        for org_id, kind, parent in night.rows_of(
-            "SELECT id, organisation_type, parent FROM organisations"
+    orgs_table = night.arrow["organisations"]
+    orgs = dict(
+        zip(
+            orgs_table["id"].to_pylist(),
+            zip(
+                orgs_table["organisation_type"].to_pylist(),
+                orgs_table["parent"].to_pylist(),
+                strict=True,
+            ),
+            strict=True,
         )
-    }
+    )
     units: dict[str, str] = {}
     for org_id in orgs:
         seen: set[str] = set()
@@ -43,38 +50,34 @@ def school_units(night: Night) -> dict[str, str]:
     return units
 
 
+def _strings(**columns: list[str]) -> pa.Table:
+    return pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+
+
 def map_schools(night: Night) -> list[Principal]:
     """School rows and ``school_in_org``; the tables ``unit_of`` and ``schools``."""
     spec = night.spec
     units = school_units(night)
-    night.put(
-        "unit_of",
-        pa.table(
-            {
-                "org_id": pa.array(list(units), pa.string()),
-                "unit": pa.array(list(units.values()), pa.string()),
-            }
-        ),
-    )
+    night.put("unit_of", _strings(org_id=list(units), unit=list(units.values())))
     types: dict[str, list[str]] = defaultdict(list)
-    for parent, school_type in night.rows_of(
-        "SELECT parent, school_type FROM organisation_school_types ORDER BY parent, pos"
+    school_types = night.arrow["organisation_school_types"].sort_by([("parent", "ascending"), ("pos", "ascending")])
+    for parent, school_type in zip(
+        school_types["parent"].to_pylist(), school_types["school_type"].to_pylist(), strict=True
     ):
         types[parent].append(school_type)
-    columns = night.con.sql("SELECT * FROM organisations ORDER BY seq").fetch_arrow_table()
     principals: list[Principal] = []
     found: dict[str, tuple[str, str]] = {}
-    for org in columns.to_pylist():
+    for org in night.arrow["organisations"].to_pylist():
         org_id = org["id"]
         if org["organisation_type"] != SKOLENHET or not night.is_live(org["start"], org["end"]):
             continue
-        school_types = types.get(org_id, [])
-        forms = {spec.school_forms[t] for t in school_types if t in spec.school_forms}
+        org_types = types.get(org_id, [])
+        forms = {spec.school_forms[t] for t in org_types if t in spec.school_forms}
         form = next((f for f in spec.school_form_rank if f in forms), None)
         if form is None and forms:
             form = sorted(forms)[0]
         if form is None:
-            shown = ", ".join(school_types) or "none"
+            shown = ", ".join(org_types) or "none"
             night.quarantine(
                 "organisation", org_id, f"school form cannot be mapped (school types: {shown})"
             )
@@ -97,14 +100,13 @@ def map_schools(night: Night) -> list[Principal]:
         principals.append((SCHOOL, external_id, org_id, row))
         night.fixed_relations.append(("school_in_org", external_id, night.organisation_id))
     night.counts["schools"] = len(found)
+    night.school_of = found
     night.put(
         "schools",
-        pa.table(
-            {
-                "org_id": pa.array(list(found), pa.string()),
-                "ext": pa.array([ext for ext, _form in found.values()], pa.string()),
-                "form": pa.array([form for _ext, form in found.values()], pa.string()),
-            }
+        _strings(
+            org_id=list(found),
+            ext=[ext for ext, _form in found.values()],
+            form=[form for _ext, form in found.values()],
         ),
     )
     return principals
@@ -118,20 +120,25 @@ def map_classes(night: Night) -> list[Principal]:
     """
     spec = night.spec
     wanted = set(spec.group_types)
-    school_of = {
-        org_id: (ext, form) for org_id, ext, form in night.rows_of("SELECT * FROM schools")
-    }
+    school_of = night.school_of
     school_ids = {ext for ext, _form in school_of.values()}
-    live = night.con.sql(
-        "SELECT g.id, g.name, g.description, g.group_type, g.school_type, u.unit "
-        "FROM groups g LEFT JOIN unit_of u ON u.org_id = g.organisation "
-        f"WHERE {night.live('g')} ORDER BY g.seq"
-    ).fetch_arrow_table()
+    units = dict(
+        zip(
+            night.arrow["unit_of"]["org_id"].to_pylist(),
+            night.arrow["unit_of"]["unit"].to_pylist(),
+            strict=True,
+        )
+    )
+    groups = night.arrow["groups"]
+    live = groups.filter(night.live_mask(groups)).select(
+        ["id", "name", "description", "organisation", "group_type", "school_type"]
+    )
     principals: list[Principal] = []
     member_groups: list[str] = []
     exported: dict[str, str] = {}
     for group in live.to_pylist():
-        group_id, unit, group_type = group["id"], group["unit"], group["group_type"]
+        group_id, group_type = group["id"], group["group_type"]
+        unit = units.get(group["organisation"])
         if unit not in school_of:
             if group_type in wanted:
                 reason = (
@@ -165,20 +172,19 @@ def map_classes(night: Night) -> list[Principal]:
         principals.append((CLASS, external_id, group_id, row))
         night.fixed_relations.append(("class_in_school", external_id, school_ext))
     night.counts["classes"] = len(exported)
-    night.put(
-        "exported",
-        pa.table(
-            {
-                "group_id": pa.array(list(exported), pa.string()),
-                "ext": pa.array(list(exported.values()), pa.string()),
-            }
+    night.put("exported", _strings(group_id=list(exported), ext=list(exported.values())))
+    memberships = night.arrow["group_memberships"]
+    keep = pc.and_(
+        pc.and_(
+            pc.is_in(memberships["parent"], value_set=pa.array(member_groups, pa.string())),
+            pc.is_valid(memberships["person"]),
         ),
+        pc.fill_null(night.live_mask(memberships), False),
     )
-    night.put("member_groups", pa.table({"id": pa.array(member_groups, pa.string())}))
-    night.table(
+    night.put(
         "members",
-        "SELECT m.parent AS group_id, m.person FROM group_memberships m "
-        "WHERE m.parent IN (SELECT id FROM member_groups) "
-        f"AND m.person IS NOT NULL AND {night.live('m')}",
+        memberships.filter(keep)
+        .select(["parent", "person"])
+        .rename_columns(["group_id", "person"]),
     )
     return principals

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
-from autosynk.mapping.columnar.relations import parties
+from autosynk.mapping.columnar.relations import IN_RELATION, fixed_table
 from autosynk.model import USER
 from autosynk.register import text
 
@@ -29,7 +29,7 @@ def map_users(
 ) -> tuple[list[tuple[str, str, str, str]], list[str]]:
     """User rows in key order, and the keys of persons whose row could not be built."""
     spec = night.spec
-    parties(night)
+    night.put("fixed_relations", fixed_table(night))
     sources = sorted({s for role in ROLES for s in getattr(spec.email, role) if s != "directory"})
     email_joins = "".join(
         f" LEFT JOIN (SELECT parent, arg_min(value, pos) AS value FROM person_emails "
@@ -39,11 +39,15 @@ def map_users(
     )
     email_columns = "".join(f", e{n}.value AS email_{n}" for n in range(len(sources)))
     prefix = night.literal(spec.address_type[:10])
-    night.table(
-        "users",
-        "SELECT k.person, k.key, p.given_name, p.family_name, "
+    columns = night.arrow_of(
+        f"WITH in_relation AS ({IN_RELATION}), "
+        "guardian_role AS (SELECT DISTINCT guardian AS person FROM guardian_links WHERE sent), "
+        "grade AS (SELECT person, arg_min(school_type, pos) AS school_type, "
+        "arg_min(school_year, pos) AS school_year "
+        "FROM enrolled WHERE school_year <> '' GROUP BY person), "
+        "users AS (SELECT k.person, k.key, p.given_name, p.family_name, "
         "CASE WHEN k.person IN (SELECT person FROM staff_duties) THEN 'staff' "
-        "WHEN k.person IN (SELECT person FROM students) THEN 'student' "
+        "WHEN k.person IN (SELECT person FROM enrolled) THEN 'student' "
         "ELSE 'guardian' END AS role, "
         "g.school_type, g.school_year, a.street, a.postcode, a.town, "
         "(a.parent IS NOT NULL) AS has_address" + email_columns + " FROM key_of k "
@@ -53,12 +57,11 @@ def map_users(
         "arg_min(postcode, pos) AS postcode, arg_min(town, pos) AS town "
         f"FROM person_addresses WHERE starts_with(type, {prefix}) GROUP BY parent) a "
         "ON a.parent = k.person" + email_joins + " "
-        "WHERE k.key IN (SELECT party FROM in_relation)",
-    )
-    columns = night.con.sql(
+        "WHERE k.key IN (SELECT a FROM in_relation)) "
         "SELECT * FROM users WHERE role <> 'guardian' "
         "OR person IN (SELECT person FROM guardian_role) ORDER BY key"
-    ).fetch_arrow_table()
+    )
+    night.put("users", columns.select(["person"]))
     phones = _phones(night)
     entry_of = _directory(night, directory)
     rows: list[tuple[str, str, str, str]] = []
