@@ -377,46 +377,53 @@ def register(night: NightRegister, allow_invalid: bool = True) -> dict[str, list
 # as numbers, dates with and without time (or not dates at all), lone objects instead of
 # arrays, entries that are not objects, control characters and letters Latin-1 lacks.
 
-_ORG_IDS = ("hm", "sk", "u1", "u2", "u3")
+_ORG_IDS = ("hm", "u1", "u2", "u3")
 _PERSON_IDS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8")
 _GROUP_IDS = ("k1", "k2", "k3", "k4")
 _DUTY_IDS = ("d1", "d2", "d3", "d4")
 
 
+def _weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of the strategies, each drawn with its weight (``one_of`` draws unevenly)."""
+    table = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.integers(0, len(table) - 1).flatmap(lambda n: table[n])
+
+
 def _maybe_lone(entries: st.SearchStrategy[Any], max_size: int) -> st.SearchStrategy[Any]:
     """An array, mostly; sometimes null, a lone object, or with a junk entry."""
     array = st.lists(entries, max_size=max_size)
-    return st.one_of(
-        array,
-        array,
-        array,
-        st.none(),
-        entries,
-        array.map(lambda items: [*items, "junk", 3]),
+    return _weighted(
+        (8, array),
+        (1, st.none()),
+        (1, entries),
+        (1, array.map(lambda items: [*items, "junk", 3])),
     )
 
 
 def _id(pool: tuple[str, ...]) -> st.SearchStrategy[Any]:
-    """An id from the pool; rarely missing, blank, padded or a number."""
-    return st.one_of(
-        *[st.sampled_from(pool)] * 12,
-        st.sampled_from((None, "", "  ")),
-        st.sampled_from(pool).map(lambda i: f" {i} "),
-        st.integers(1, 3),
+    """An id from the pool; or missing, blank, padded or a number."""
+    return _weighted(
+        (3, st.sampled_from(pool)),
+        (1, st.sampled_from((None, "", "  "))),
+        (1, st.sampled_from(pool).map(lambda i: f" {i} ")),
+        (1, st.integers(1, 3)),
     )
 
 
 def _ref(pool: tuple[str, ...]) -> st.SearchStrategy[Any]:
     """A reference: ``{"id": ...}`` mostly, or a bare id, or a dangling one."""
-    ids = st.one_of(*[st.sampled_from(pool)] * 8, st.just("gone"), st.none(), st.just(" "))
-    return st.one_of(ids.map(lambda i: {"id": i}), ids.map(lambda i: {"id": i}), ids)
+    ids = st.sampled_from((*pool * 6, "gone", None, " "))
+    return _weighted((4, ids.map(lambda i: {"id": i})), (1, ids))
 
 
 _DATES = st.sampled_from(
     (
-        None,
-        None,
-        None,
+        *(None,) * 24,
+        "2020-08-15",
+        "2020-08-15",
+        "2020-08-15",
+        "2099-12-31",
+        "2099-12-31",
         "",
         "2020-08-15",
         "2020-08-15T00:00:00Z",
@@ -432,6 +439,7 @@ _DATES = st.sampled_from(
 )
 _TEXT = st.sampled_from(
     (
+        *("Anna", "Bo", "Liam", "Karin", "Åsa") * 6,
         "Anna",
         "Åsa",
         "ANNA-KARIN",
@@ -474,13 +482,10 @@ def _civic() -> st.SearchStrategy[Any]:
             "  ",
         )
     )
-    return st.one_of(
-        numbers.map(lambda n: {"value": n}),
-        numbers.map(lambda n: {"value": n}),
-        numbers,
-        st.none(),
-        st.just({"value": None}),
-        st.just(201303152381),
+    return _weighted(
+        (6, numbers.map(lambda n: {"value": n})),
+        (2, numbers),
+        (1, st.sampled_from((None, {"value": None}, 201303152381))),
     )
 
 
@@ -489,10 +494,16 @@ def _org(org_id: Any) -> st.SearchStrategy[dict[str, Any]]:
         {
             "id": st.just(org_id),
             "displayName": _TEXT,
-            "organisationType": st.sampled_from(("Skolenhet", "Skolenhet", "Skola", None)),
+            "organisationType": st.sampled_from(("Skolenhet",) * 6 + ("Skola", None)),
             "parentOrganisation": _ref(_ORG_IDS),
-            "schoolTypes": _maybe_lone(
-                st.sampled_from(("GR", "FSK", "FS", "GY", "GYS", "VUX", "X", " GR ")), 3
+            "schoolTypes": _weighted(
+                (4, st.sampled_from((["GR"], ["FSK", "GR"], ["FS"], ["GY"], ["GY", "GR"]))),
+                (
+                    1,
+                    _maybe_lone(
+                        st.sampled_from(("GR", "FSK", "FS", "GY", "GYS", "VUX", "X", " GR ")), 3
+                    ),
+                ),
             ),
         },
         optional={
@@ -523,6 +534,28 @@ def _person_record(person_id: Any) -> st.SearchStrategy[dict[str, Any]]:
             "familyName": _TEXT,
             "securityMarking": st.sampled_from(
                 ("Ingen",) * 6 + ("Skyddad folkbokföring", "Sekretessmarkering", None, "", " ")
+            ),
+            "enrolments": _maybe_lone(
+                st.fixed_dictionaries(
+                    {"enroledAt": _ref(_ORG_IDS)},
+                    optional={
+                        "schoolType": st.sampled_from(("GR", "FSK", "GY", "FS", None)),
+                        "schoolYear": st.sampled_from((0, 1, "7", " 9 ", "", None)),
+                        "startDate": _DATES,
+                        "endDate": _DATES,
+                        "cancelled": st.sampled_from((False, False, False, True, None, "true")),
+                    },
+                ),
+                2,
+            ),
+            "responsibles": _maybe_lone(
+                st.fixed_dictionaries(
+                    {
+                        "person": _ref(_PERSON_IDS),
+                        "relationType": st.sampled_from(("Vårdnadshavare",) * 3 + ("Annan", None)),
+                    },
+                ),
+                3,
             ),
         },
         optional={
@@ -566,30 +599,6 @@ def _person_record(person_id: Any) -> st.SearchStrategy[dict[str, Any]]:
                 ),
                 2,
             ),
-            "enrolments": _maybe_lone(
-                st.fixed_dictionaries(
-                    {},
-                    optional={
-                        "enroledAt": _ref(_ORG_IDS),
-                        "schoolType": st.sampled_from(("GR", "FSK", "GY", "FS", None)),
-                        "schoolYear": st.sampled_from((0, 1, "7", " 9 ", "", None)),
-                        "startDate": _DATES,
-                        "endDate": _DATES,
-                        "cancelled": st.sampled_from((True, False, None, "true")),
-                    },
-                ),
-                2,
-            ),
-            "responsibles": _maybe_lone(
-                st.fixed_dictionaries(
-                    {},
-                    optional={
-                        "person": _ref(_PERSON_IDS),
-                        "relationType": st.sampled_from(("Vårdnadshavare",) * 3 + ("Annan", None)),
-                    },
-                ),
-                3,
-            ),
             "eduPersonPrincipalNames": _maybe_lone(
                 st.sampled_from(("p1@skola.se", "p2@skola.se", "x@skola.se", "")), 2
             ),
@@ -604,17 +613,10 @@ def _group(group_id: Any) -> st.SearchStrategy[dict[str, Any]]:
             "displayName": _TEXT,
             "organisation": _ref(_ORG_IDS),
             "groupType": st.sampled_from(("Klass", "Undervisning", "Avdelning", "Mentor", None)),
-        },
-        optional={
-            "description": _TEXT,
-            "schoolType": st.sampled_from(("GR", "FS", "GY", "GYS", None)),
-            "startDate": _DATES,
-            "endDate": _DATES,
             "groupMemberships": _maybe_lone(
                 st.fixed_dictionaries(
-                    {},
+                    {"person": _ref(_PERSON_IDS)},
                     optional={
-                        "person": _ref(_PERSON_IDS),
                         "startDate": _DATES,
                         "endDate": _DATES,
                     },
@@ -622,24 +624,30 @@ def _group(group_id: Any) -> st.SearchStrategy[dict[str, Any]]:
                 4,
             ),
         },
+        optional={
+            "description": _TEXT,
+            "schoolType": st.sampled_from(("GR", "FS", "GY", "GYS", None)),
+            "startDate": _DATES,
+            "endDate": _DATES,
+        },
     )
 
 
 def _duty(duty_id: Any) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
-        {"id": st.just(duty_id), "person": _ref(_PERSON_IDS), "dutyAt": _ref(_ORG_IDS)},
-        optional={
-            "dutyRole": st.sampled_from(("Lärare", "Rektor", None)),
-            "startDate": _DATES,
-            "endDate": _DATES,
+        {
+            "id": st.just(duty_id),
+            "person": _ref(_PERSON_IDS),
+            "dutyAt": _ref(_ORG_IDS),
             "assignmentRole": _maybe_lone(
                 st.fixed_dictionaries(
-                    {},
-                    optional={
+                    {
                         "group": _ref(_GROUP_IDS),
                         "assignmentRoleType": st.sampled_from(
                             ("Mentor", "Förskollärare", "Barnskötare", "Annan", None)
                         ),
+                    },
+                    optional={
                         "startDate": _DATES,
                         "endDate": _DATES,
                     },
@@ -647,20 +655,24 @@ def _duty(duty_id: Any) -> st.SearchStrategy[dict[str, Any]]:
                 3,
             ),
         },
+        optional={
+            "dutyRole": st.sampled_from(("Lärare", "Rektor", None)),
+            "startDate": _DATES,
+            "endDate": _DATES,
+        },
     )
 
 
 def _activity(activity_id: Any) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries(
-        {"id": st.just(activity_id)},
+        {"id": st.just(activity_id), "groups": _maybe_lone(_ref(_GROUP_IDS), 2)},
         optional={
             "startDate": _DATES,
             "endDate": _DATES,
-            "groups": _maybe_lone(_ref(_GROUP_IDS), 2),
             "teachers": _maybe_lone(
                 st.fixed_dictionaries(
-                    {},
-                    optional={"duty": _ref(_DUTY_IDS), "startDate": _DATES, "endDate": _DATES},
+                    {"duty": _ref(_DUTY_IDS)},
+                    optional={"startDate": _DATES, "endDate": _DATES},
                 ),
                 2,
             ),
@@ -671,7 +683,15 @@ def _activity(activity_id: Any) -> st.SearchStrategy[dict[str, Any]]:
 def _records(
     make: Any, pool: tuple[str, ...], min_size: int, max_size: int
 ) -> st.SearchStrategy[list[dict[str, Any]]]:
-    return st.lists(_id(pool).flatmap(make), min_size=min_size, max_size=max_size)
+    """Records with ids from the pool, each once; now and then one more with an odd id
+    (a repeat, none, blank, padded, a number)."""
+    unique = st.permutations(pool).flatmap(
+        lambda ids: st.integers(min_size, min(max_size, len(ids))).flatmap(
+            lambda n: st.tuples(*[make(i) for i in ids[:n]]).map(list)
+        )
+    )
+    odd = st.lists(_id(pool).flatmap(make), max_size=2)
+    return _weighted((3, unique), (1, st.tuples(unique, odd).map(lambda p: p[0] + p[1])))
 
 
 def _directory() -> st.SearchStrategy[list[dict[str, Any]] | None]:
@@ -697,9 +717,9 @@ def dirty_registers() -> st.SearchStrategy[DirtyRegister]:
         DirtyRegister,
         entities=st.fixed_dictionaries(
             {
-                "organisations": _records(_org, _ORG_IDS, 1, 6),
-                "persons": _records(_person_record, _PERSON_IDS, 1, 9),
-                "groups": _records(_group, _GROUP_IDS, 0, 5),
+                "organisations": _records(_org, _ORG_IDS, 2, 5),
+                "persons": _records(_person_record, _PERSON_IDS, 1, 8),
+                "groups": _records(_group, _GROUP_IDS, 1, 4),
                 "duties": _records(_duty, _DUTY_IDS, 0, 4),
                 "activities": _records(_activity, ("a1", "a2"), 0, 2),
             }

@@ -92,15 +92,15 @@ def _both(
     )
     assert new.principals == old.principals
     assert new.relations == old.relations
-    assert [
-        (q.entity, q.source_id, q.reason, q.severity) for q in new.quarantine
-    ] == [(q.entity, q.source_id, q.reason, q.severity) for q in old.quarantine]
+    assert [(q.entity, q.source_id, q.reason, q.severity) for q in new.quarantine] == [
+        (q.entity, q.source_id, q.reason, q.severity) for q in old.quarantine
+    ]
     assert new.protected == old.protected
     assert dict(new.counts) == dict(old.counts)
 
 
 @settings(
-    max_examples=600,
+    max_examples=400,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -116,7 +116,7 @@ def test_dirty_registers_map_exactly_as_the_reference(register, spec, today, enc
 
 
 @settings(
-    max_examples=200,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

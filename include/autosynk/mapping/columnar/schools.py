@@ -60,7 +60,9 @@ def map_schools(night: Night) -> list[Principal]:
     units = school_units(night)
     night.put("unit_of", _strings(org_id=list(units), unit=list(units.values())))
     types: dict[str, list[str]] = defaultdict(list)
-    school_types = night.arrow["organisation_school_types"].sort_by([("parent", "ascending"), ("pos", "ascending")])
+    school_types = night.arrow["organisation_school_types"].sort_by(
+        [("parent", "ascending"), ("pos", "ascending")]
+    )
     for parent, school_type in zip(
         school_types["parent"].to_pylist(), school_types["school_type"].to_pylist(), strict=True
     ):
