@@ -30,10 +30,15 @@ def index_records(night: Night, columns: RegisterColumns) -> None:
     for entity, tables in TABLES_OF.items():
         records = _unique_records(night, entity, columns[entity])
         night.put(entity, records)
+        # the register's tables hold no child rows of records without an id: only
+        # repeated ids leave child rows to drop
+        every_one = records.num_rows == columns[entity].num_rows - columns[entity]["id"].null_count
         ids = records["id"]
         for child in tables[1:]:
             rows = columns[child]
-            night.put(child, rows.filter(pc.is_in(rows["parent"], value_set=ids)))
+            if not every_one:
+                rows = rows.filter(pc.is_in(rows["parent"], value_set=ids))
+            night.put(child, rows)
 
 
 def _unique_records(night: Night, entity: str, records: pa.Table) -> pa.Table:

@@ -157,7 +157,7 @@ def map_columns(
         relations.by_identity_number(night)
         user_rows, dropped = users.map_users(night, columns.directory)
         principals = pa.concat_tables(
-            [_principals(school_rows), _principals(class_rows), _principals(user_rows)]
+            [_principals(school_rows), _principals(class_rows), user_rows.cast(PRINCIPALS_SCHEMA)]
         )
         return MappedTables(
             principals=principals,

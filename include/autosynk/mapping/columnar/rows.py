@@ -50,7 +50,7 @@ class RowBuilder:
         self.trim = spec.transforms.trim
         self.quarantine = quarantine
         defaults = spec.user_defaults
-        self._flags = (
+        self.flags = (
             _bool(defaults.hide_contact_details),
             _bool(defaults.allow_personal_notifications),
             _bool(defaults.allow_messages_from_schools_and_groups),
@@ -194,7 +194,7 @@ class RowBuilder:
                     street,
                     postcode,
                     town,
-                    *self._flags,
+                    *self.flags,
                     self._grade(grade),
                     "",
                     "",
