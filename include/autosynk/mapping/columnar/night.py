@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ PRINCIPALS_SCHEMA = pa.schema(
     [("kind", pa.string()), ("key", pa.string()), ("source_id", pa.string()), ("row", pa.string())]
 )
 
+
+_WORD = re.compile(r"[a-z_]+")
 
 #: a register with fewer rows than this (all its tables) is mapped through views
 SMALL = 50_000
@@ -81,8 +84,9 @@ class Night:
         self.fixed_relations: list[tuple[str, str, str]] = []
         #: exported schools: organisation id -> (external id, school form)
         self.school_of: dict[str, tuple[str, str]] = {}
-        #: the Arrow tables named with :meth:`put`
+        #: the Arrow tables named with :meth:`put`, and those DuckDB has been shown
         self.arrow: dict[str, pa.Table] = {}
+        self._registered: set[str] = set()
 
     def quarantine(self, entity: str, source_id: str, reason: str, severity: str = "error") -> None:
         self.quarantine_entries.append(QuarantineEntry(entity, source_id, mask(reason), severity))
@@ -110,19 +114,25 @@ class Night:
             return "(NULL)"
         return "(" + ", ".join(self.literal(v) for v in values) + ")"
 
-    def sql(self, query: str) -> duckdb.DuckDBPyRelation:
-        return self.con.sql(query)
-
     def table(self, name: str, query: str) -> None:
         """Name a query's result (a temporary table: it is read more than once)."""
+        self._reads(query)
         self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
 
     def put(self, name: str, table: pa.Table) -> None:
-        """Name an Arrow table (DuckDB reads it where it is); it stays at hand as well."""
-        self.con.register(name, table)
+        """Name an Arrow table; DuckDB reads it where it is once a query names it."""
         self.arrow[name] = table
+        self._registered.discard(name)
+
+    def _reads(self, query: str) -> None:
+        """Show DuckDB the Arrow tables a query names (registering costs milliseconds:
+        most of a small register's time if every table were registered)."""
+        for name in set(_WORD.findall(query)) & self.arrow.keys() - self._registered:
+            self.con.register(name, self.arrow[name])
+            self._registered.add(name)
 
     def arrow_of(self, query: str) -> pa.Table:
+        self._reads(query)
         return self.con.sql(query).fetch_arrow_table()
 
     def live_mask(self, table: pa.Table) -> pa.ChunkedArray:
@@ -134,6 +144,7 @@ class Night:
         )
 
     def rows_of(self, query: str) -> list[tuple[Any, ...]]:
+        self._reads(query)
         return self.con.sql(query).fetchall()
 
 
