@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import os
 import re
+import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -25,6 +27,10 @@ PRINCIPALS_SCHEMA = pa.schema(
     [("kind", pa.string()), ("key", pa.string()), ("source_id", pa.string()), ("row", pa.string())]
 )
 
+
+#: DuckDB's memory for the mapping: beyond it, joins and sorts spill to disk (its
+#: default, most of the machine's memory, lets a city's joins hold gigabytes)
+MEMORY = "1GB"
 
 _WORD = re.compile(r"[a-z_]+")
 
@@ -189,7 +195,14 @@ def _database(pid: int, small: bool) -> duckdb.DuckDBPyConnection:
     A small register is mapped on one thread: waking a pool of threads costs more than
     its queries do.
     """
-    return duckdb.connect(config={"threads": 1} if small else {})
+    settings: dict[str, Any] = {
+        "preserve_insertion_order": False,
+        "memory_limit": MEMORY,
+        "temp_directory": str(Path(tempfile.gettempdir()) / f"autosynk-mapping-{pid}"),
+    }
+    if small:
+        settings["threads"] = 1
+    return duckdb.connect(config=settings)
 
 
 def _principals(rows: list[tuple[str, str, str, str]]) -> pa.Table:
