@@ -368,3 +368,361 @@ def register(night: NightRegister, allow_invalid: bool = True) -> dict[str, list
         "duties": duties,
         "activities": activities,
     }
+
+
+# -- dirty registers: anything a real export has been seen to send -------------------------
+#
+# Free-form registers over small pools of ids, so that ids repeat, references dangle and
+# persons share numbers by chance: values missing, empty, blank, numbers as text and text
+# as numbers, dates with and without time (or not dates at all), lone objects instead of
+# arrays, entries that are not objects, control characters and letters Latin-1 lacks.
+
+_ORG_IDS = ("hm", "u1", "u2", "u3")
+_PERSON_IDS = ("p1", "p2", "p3", "p4", "p5", "p6", "p7", "p8")
+_GROUP_IDS = ("k1", "k2", "k3", "k4")
+_DUTY_IDS = ("d1", "d2", "d3", "d4")
+
+
+def _weighted(*choices: tuple[int, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """One of the strategies, each drawn with its weight (``one_of`` draws unevenly)."""
+    table = [strategy for weight, strategy in choices for _ in range(weight)]
+    return st.integers(0, len(table) - 1).flatmap(lambda n: table[n])
+
+
+def _maybe_lone(entries: st.SearchStrategy[Any], max_size: int) -> st.SearchStrategy[Any]:
+    """An array, mostly; sometimes null, a lone object, or with a junk entry."""
+    array = st.lists(entries, max_size=max_size)
+    return _weighted(
+        (8, array),
+        (1, st.none()),
+        (1, entries),
+        (1, array.map(lambda items: [*items, "junk", 3])),
+    )
+
+
+def _id(pool: tuple[str, ...]) -> st.SearchStrategy[Any]:
+    """An id from the pool; or missing, blank, padded or a number."""
+    return _weighted(
+        (3, st.sampled_from(pool)),
+        (1, st.sampled_from((None, "", "  "))),
+        (1, st.sampled_from(pool).map(lambda i: f" {i} ")),
+        (1, st.integers(1, 3)),
+    )
+
+
+def _ref(pool: tuple[str, ...]) -> st.SearchStrategy[Any]:
+    """A reference: ``{"id": ...}`` mostly, or a bare id, or a dangling one."""
+    ids = st.sampled_from((*pool * 6, "gone", None, " "))
+    return _weighted((4, ids.map(lambda i: {"id": i})), (1, ids))
+
+
+_DATES = st.sampled_from(
+    (
+        *(None,) * 24,
+        "2020-08-15",
+        "2020-08-15",
+        "2020-08-15",
+        "2099-12-31",
+        "2099-12-31",
+        "",
+        "2020-08-15",
+        "2020-08-15T00:00:00Z",
+        "2026-03-02",
+        "2026-03-02T23:59:59",
+        "2026-03-01",
+        "2026-03-03",
+        "2000-01-01",
+        "2099-12-31",
+        "soon",
+        20200815,
+    )
+)
+_TEXT = st.sampled_from(
+    (
+        *("Anna", "Bo", "Liam", "Karin", "Åsa") * 6,
+        "Anna",
+        "Åsa",
+        "ANNA-KARIN",
+        "mcDonald",
+        " Bo ",
+        "",
+        "   ",
+        None,
+        "Nguyễn",
+        "李",
+        "Lars\tOla",
+        "Per\nPaul",
+        "Ève\u00a0Marie",
+        "x\u0085y",
+        "Łukasz",
+        "O’Brien",
+        42,
+    )
+)
+
+
+def _civic() -> st.SearchStrategy[Any]:
+    numbers = st.sampled_from(
+        (
+            *NUMBERS.values(),
+            PUPILS["p1"],  # shared, now and then
+            GUARDIANS["g1"],
+            "20130315-2382",  # wrong check digit
+            "130315-2381",  # 10 digits
+            "201303152381",  # 12, no hyphen
+            "130315+2381",  # 100 years or older
+            "19870262-4563",  # samordningsnummer (day + 60)
+            "20130315-TF12",  # TF number
+            "20131315-TF12",  # TF number with a month 13
+            "20130315 - 2381",
+            "20131332-2381",  # no such day
+            "20130315-0000",  # serial 000
+            "abc",
+            "",
+            "  ",
+        )
+    )
+    return _weighted(
+        (6, numbers.map(lambda n: {"value": n})),
+        (2, numbers),
+        (1, st.sampled_from((None, {"value": None}, 201303152381))),
+    )
+
+
+def _org(org_id: Any) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "id": st.just(org_id),
+            "displayName": _TEXT,
+            "organisationType": st.sampled_from(("Skolenhet",) * 6 + ("Skola", None)),
+            "parentOrganisation": _ref(_ORG_IDS),
+            "schoolTypes": _weighted(
+                (4, st.sampled_from((["GR"], ["FSK", "GR"], ["FS"], ["GY"], ["GY", "GR"]))),
+                (
+                    1,
+                    _maybe_lone(
+                        st.sampled_from(("GR", "FSK", "FS", "GY", "GYS", "VUX", "X", " GR ")), 3
+                    ),
+                ),
+            ),
+        },
+        optional={
+            "schoolUnitCode": st.sampled_from(("12345678", "1234", "", None, 12345678)),
+            "startDate": _DATES,
+            "endDate": _DATES,
+            "url": _TEXT,
+            "addresses": _maybe_lone(
+                st.fixed_dictionaries(
+                    {}, optional={"streetAddress": _TEXT, "postalCode": _TEXT, "locality": _TEXT}
+                ),
+                2,
+            ),
+            "phoneNumbers": _maybe_lone(
+                st.one_of(st.fixed_dictionaries({"value": _TEXT}), _TEXT), 2
+            ),
+            "phoneNumber": _TEXT,
+        },
+    )
+
+
+def _person_record(person_id: Any) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "id": st.just(person_id),
+            "civicNo": _civic(),
+            "givenName": _TEXT,
+            "familyName": _TEXT,
+            "securityMarking": st.sampled_from(
+                ("Ingen",) * 6 + ("Skyddad folkbokföring", "Sekretessmarkering", None, "", " ")
+            ),
+            "enrolments": _maybe_lone(
+                st.fixed_dictionaries(
+                    {"enroledAt": _ref(_ORG_IDS)},
+                    optional={
+                        "schoolType": st.sampled_from(("GR", "FSK", "GY", "FS", None)),
+                        "schoolYear": st.sampled_from((0, 1, "7", " 9 ", "", None)),
+                        "startDate": _DATES,
+                        "endDate": _DATES,
+                        "cancelled": st.sampled_from((False, False, False, True, None, "true")),
+                    },
+                ),
+                2,
+            ),
+            "responsibles": _maybe_lone(
+                st.fixed_dictionaries(
+                    {
+                        "person": _ref(_PERSON_IDS),
+                        "relationType": st.sampled_from(("Vårdnadshavare",) * 3 + ("Annan", None)),
+                    },
+                ),
+                3,
+            ),
+        },
+        optional={
+            "personStatus": st.sampled_from(("Aktiv",) * 4 + ("Avliden", "Utvandrad", None)),
+            "emails": _maybe_lone(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "value": st.sampled_from(
+                            ("a@b.se", " A@B.SE ", "not-an-address", "", "a\tb@c.se", "å@ö.se")
+                        ),
+                        "type": st.sampled_from(("Skola", "Privat", "Personal", "Annan", None)),
+                    },
+                ),
+                3,
+            ),
+            "phoneNumbers": _maybe_lone(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "value": st.sampled_from(
+                            ("070-123 45 67", "0046 70 1", "", " ", "08\t123", 701234567)
+                        ),
+                        "type": st.sampled_from(("Arbete", "Hem", None)),
+                        "mobile": st.sampled_from((True, False, None, "true")),
+                    },
+                ),
+                3,
+            ),
+            "addresses": _maybe_lone(
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "type": st.sampled_from(
+                            ("Folkbokföring", "Folkbokföringsadress", "Annan", None)
+                        ),
+                        "streetAddress": _TEXT,
+                        "postalCode": st.sampled_from(("12345", 12345, "", None)),
+                        "locality": _TEXT,
+                    },
+                ),
+                2,
+            ),
+            "eduPersonPrincipalNames": _maybe_lone(
+                st.sampled_from(("p1@skola.se", "p2@skola.se", "x@skola.se", "")), 2
+            ),
+        },
+    )
+
+
+def _group(group_id: Any) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "id": st.just(group_id),
+            "displayName": _TEXT,
+            "organisation": _ref(_ORG_IDS),
+            "groupType": st.sampled_from(("Klass", "Undervisning", "Avdelning", "Mentor", None)),
+            "groupMemberships": _maybe_lone(
+                st.fixed_dictionaries(
+                    {"person": _ref(_PERSON_IDS)},
+                    optional={
+                        "startDate": _DATES,
+                        "endDate": _DATES,
+                    },
+                ),
+                4,
+            ),
+        },
+        optional={
+            "description": _TEXT,
+            "schoolType": st.sampled_from(("GR", "FS", "GY", "GYS", None)),
+            "startDate": _DATES,
+            "endDate": _DATES,
+        },
+    )
+
+
+def _duty(duty_id: Any) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {
+            "id": st.just(duty_id),
+            "person": _ref(_PERSON_IDS),
+            "dutyAt": _ref(_ORG_IDS),
+            "assignmentRole": _maybe_lone(
+                st.fixed_dictionaries(
+                    {
+                        "group": _ref(_GROUP_IDS),
+                        "assignmentRoleType": st.sampled_from(
+                            ("Mentor", "Förskollärare", "Barnskötare", "Annan", None)
+                        ),
+                    },
+                    optional={
+                        "startDate": _DATES,
+                        "endDate": _DATES,
+                    },
+                ),
+                3,
+            ),
+        },
+        optional={
+            "dutyRole": st.sampled_from(("Lärare", "Rektor", None)),
+            "startDate": _DATES,
+            "endDate": _DATES,
+        },
+    )
+
+
+def _activity(activity_id: Any) -> st.SearchStrategy[dict[str, Any]]:
+    return st.fixed_dictionaries(
+        {"id": st.just(activity_id), "groups": _maybe_lone(_ref(_GROUP_IDS), 2)},
+        optional={
+            "startDate": _DATES,
+            "endDate": _DATES,
+            "teachers": _maybe_lone(
+                st.fixed_dictionaries(
+                    {"duty": _ref(_DUTY_IDS)},
+                    optional={"startDate": _DATES, "endDate": _DATES},
+                ),
+                2,
+            ),
+        },
+    )
+
+
+def _records(
+    make: Any, pool: tuple[str, ...], min_size: int, max_size: int
+) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """Records with ids from the pool, each once; now and then one more with an odd id
+    (a repeat, none, blank, padded, a number)."""
+    unique = st.permutations(pool).flatmap(
+        lambda ids: st.integers(min_size, min(max_size, len(ids))).flatmap(
+            lambda n: st.tuples(*[make(i) for i in ids[:n]]).map(list)
+        )
+    )
+    odd = st.lists(_id(pool).flatmap(make), max_size=2)
+    return _weighted((3, unique), (1, st.tuples(unique, odd).map(lambda p: p[0] + p[1])))
+
+
+def _directory() -> st.SearchStrategy[list[dict[str, Any]] | None]:
+    match = st.sampled_from(
+        (*list(NUMBERS.values())[:6], "p1", "p3", "p1@skola.se", "x@skola.se", "", None)
+    )
+    entry = st.fixed_dictionaries(
+        {"match": match},
+        optional={"mail": st.sampled_from(("L@Dir.se", "not-mail", "", None))},
+    )
+    return st.one_of(st.none(), st.lists(entry, max_size=4))
+
+
+@dataclass(frozen=True)
+class DirtyRegister:
+    entities: dict[str, list[dict[str, Any]]]
+    directory: list[dict[str, Any]] | None
+
+
+def dirty_registers() -> st.SearchStrategy[DirtyRegister]:
+    """A small register with anything in it (see above); every entity list may repeat ids."""
+    return st.builds(
+        DirtyRegister,
+        entities=st.fixed_dictionaries(
+            {
+                "organisations": _records(_org, _ORG_IDS, 2, 5),
+                "persons": _records(_person_record, _PERSON_IDS, 1, 8),
+                "groups": _records(_group, _GROUP_IDS, 1, 4),
+                "duties": _records(_duty, _DUTY_IDS, 0, 4),
+                "activities": _records(_activity, ("a1", "a2"), 0, 2),
+            }
+        ),
+        directory=_directory(),
+    )

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from autosynk import delta as delta_engine
@@ -29,11 +30,12 @@ from autosynk.config import DirectoryTarget, RunConfig, SftpTarget, Target
 from autosynk.delivery import DeliveryRecord
 from autosynk.errors import ConfigError, DeliveryError, SourceError, StateError
 from autosynk.identity import mask
-from autosynk.mapping.engine import QuarantineEntry, map_register
+from autosynk.mapping.columnar import map_columns
+from autosynk.mapping.result import QuarantineEntry
 from autosynk.mapping.spec import load_mapping
 from autosynk.progress import stage
-from autosynk.records import read_typed_snapshot
 from autosynk.register import collector_paused
+from autosynk.register_columns import read_columns
 from autosynk.sources import ENTITIES
 from autosynk.sources.snapshot import take_snapshot
 from autosynk.staging import snapshot
@@ -205,40 +207,35 @@ def transform(cfg: RunConfig, run_id: str, *, mentor_links: bool | None = None) 
     if mentor_links is not None:
         mapping = mapping.model_copy(update={"mentor_links": mentor_links})
     with ws.local_dir("extract") as folder:
-        snapshot = read_typed_snapshot(folder)
+        columns = read_columns(folder, trim=mapping.transforms.trim)
         rejected_rows = _export_problems(folder)
-    empty = [name for name in REQUIRED_ENTITIES if not snapshot.entities[name]]
+    empty = [name for name in REQUIRED_ENTITIES if not columns.records(name)]
     if empty:
         raise SourceError(
             f"the register snapshot has no {', '.join(empty)}: refusing to treat an empty "
             "export as a night in which everyone left"
         )
     today = run["evaluation_date"] or evaluation_date_for(cfg)
-    mapped = map_register(snapshot, mapping, cfg.organisation_id, today, cfg.encoding, consume=True)
-    sizes = {f"snapshot_{name}": len(snapshot.entities[name]) for name in ENTITIES}
-    del snapshot  # the register's records: the largest thing in memory, no longer needed
+    mapped = map_columns(columns, mapping, cfg.organisation_id, today, cfg.encoding)
+    sizes = {f"snapshot_{name}": columns.records(name) for name in ENTITIES}
+    del columns  # the register's tables, no longer needed
 
     mapped.quarantine.extend(rejected_rows)
-    principals = pd.DataFrame(
-        mapped.principals,
-        columns=["kind", "key", "source_id", "row"],
-        dtype="str",
-    )
-    mapped.principals.clear()
+    principals = mapped.principals.to_pandas().astype("str")
+    mapped.principals = mapped.principals.slice(0, 0)
     principals["hash"] = _row_hash(principals["row"]) if len(principals) else pd.Series(dtype="str")
+    relations = mapped.relations
     duplicated = principals["key"].duplicated(keep=False)
     if duplicated.any():  # the same external id for two objects: hold both, send neither
         for kind, source_id in principals.loc[duplicated, ["kind", "source_id"]].itertuples(
             index=False
         ):
             mapped.quarantine.append(_dup_entry(kind, source_id))
-        dropped = set(principals.loc[duplicated, "key"])
+        dropped = pa.array(sorted(set(principals.loc[duplicated, "key"])), pa.string())
         principals = principals[~duplicated]
-        mapped.relations = {
-            r for r in mapped.relations if r[1] not in dropped and r[2] not in dropped
-        }
-    relations = relation_table(mapped.relations)
-    mapped.relations.clear()
+        relations = relations.filter(
+            pc.invert(pc.or_(pc.is_in(relations["a"], dropped), pc.is_in(relations["b"], dropped)))
+        )
     quarantine = pd.DataFrame(
         [(q.entity, q.source_id, q.severity, q.reason) for q in mapped.quarantine],
         columns=["entity", "source_id", "severity", "reason"],
