@@ -7,22 +7,32 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from autosynk.errors import SourceError
-from autosynk.records import read_typed_snapshot
+from autosynk.records import decoder, read_typed_snapshot, to_records
+from autosynk.register import read_list
 from autosynk.sources import ENTITIES, list_stream
 from autosynk.sources.list_stream import count_entries, iter_objects, iter_records
 from tests import tiny_register as tiny
 
 
 def _whole(tmp_path: Path, entity: str, content: bytes) -> list[Any]:
-    """What read_typed_snapshot reads for ``content`` as the entity's file."""
-    folder = tiny.write(tmp_path / "whole")
-    (folder / f"{entity}.json").write_bytes(content)
-    return read_typed_snapshot(folder).entities[entity]
+    """What the whole-file reader (read_typed_snapshot before streaming) reads: the reference.
+
+    The file decoded in one piece into typed records; a file that breaks the typed shape
+    decoded generically and converted record by record; errors from the generic reader.
+    """
+    path = tmp_path / "whole" / f"{entity}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    try:
+        return decoder(entity).decode(content).data
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return to_records(entity, read_list(path, entity))
 
 
 def _streamed(path: Path, entity: str, batch_size: int) -> list[Any]:
@@ -270,3 +280,42 @@ def test_streaming_equals_the_whole_file_reader(
     except SourceError as exc:
         got = str(exc)
     assert got == expected
+
+
+# -- the file source's extract: copied and checked chunk by chunk -----------------------------
+
+
+def test_the_file_source_copies_checks_and_counts(tmp_path: Path) -> None:
+    from autosynk.config import SS12000FilesSource
+    from autosynk.sources import ss12000_files
+
+    data = tiny.register()
+    source = tiny.write(tmp_path / "register", data)
+    out = tmp_path / "extract"
+    out.mkdir()
+    counts = ss12000_files.extract(SS12000FilesSource(kind="ss12000-files", path=source), out)
+    for name in ENTITIES:
+        copied = out / f"{name}.json"
+        assert copied.read_bytes() == (source / f"{name}.json").read_bytes()
+        assert copied.stat().st_mode & 0o777 == 0o600
+        assert counts[name] == len(data[name])
+        assert counts[f"{name}_bytes"] == copied.stat().st_size
+
+
+def test_the_file_source_stops_a_broken_file_with_the_transforms_error(tmp_path: Path) -> None:
+    from autosynk.config import SS12000FilesSource
+    from autosynk.sources import ss12000_files
+
+    source = tiny.write(tmp_path / "register")
+    (source / "groups.json").write_bytes(b'{"data": [{"id": "g1"}, 7]}')
+    with pytest.raises(SourceError) as whole:
+        read_typed_snapshot(source)
+    out = tmp_path / "extract"
+    out.mkdir()
+    with pytest.raises(SourceError) as extracted:
+        ss12000_files.extract(SS12000FilesSource(kind="ss12000-files", path=source), out)
+    assert (
+        str(extracted.value)
+        == str(whole.value)
+        == ("groups: groups.json holds 1 entries that are not objects")
+    )
