@@ -170,7 +170,7 @@ def test_brackets_in_texts_switch_to_the_exact_scan(
     path.write_bytes(content)
     with caplog.at_level(logging.INFO, logger="autosynk.sources.list_stream"):
         assert _streamed(path, "persons", 4) == _whole(tmp_path, "persons", content)
-    assert "scanning it exactly" in caplog.text
+    assert "scanning exactly from there" in caplog.text
 
 
 def test_memory_is_bounded_by_the_batch_not_the_file(tmp_path: Path, monkeypatch) -> None:

@@ -238,7 +238,12 @@ class _ListReader:
         """Scan exactly from the last good cut what the quick scan may have misread."""
         if self.scanner.exact or self.phase != _DATA:
             return
-        log.info("%s: a text holds brackets; scanning it exactly", self.path.name)
+        log.info(
+            "%s: a cut after byte %d did not hold (a bracket inside a text, or a fault); "
+            "scanning exactly from there",
+            self.path.name,
+            self.batch_start,
+        )
         self.scanner.exact = True
         self.scanner.reset(depth=2)
         self.pending = 0
