@@ -8,8 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO := examples/demo
 
-.PHONY: setup system venv demo demo-mutate test lint typecheck pytest bench constraints clean \
-	airflow-up airflow-down
+.PHONY: setup system venv demo demo-mutate test lint typecheck pytest bench bench-national \
+	constraints clean airflow-up airflow-down
 
 setup: system venv
 
@@ -53,7 +53,12 @@ pytest:
 	$(BIN)/pytest -q
 
 bench: setup
-	$(BIN)/python bench/run.py --scale stockholm
+	$(BIN)/python bench/run.py --scale stockholm $(if $(BENCH_WORK),--work $(BENCH_WORK)) $(BENCH_ARGS)
+
+# national scale (10x Stockholm): ~6 GB of register, ~20 GB of disk with the runs' copies;
+# each night capped at 20 GiB of address space so that it fails cleanly, not by the OOM killer
+bench-national: setup
+	$(BIN)/python bench/run.py --scale national --memory-limit-gb 20 $(if $(BENCH_WORK),--work $(BENCH_WORK)) $(BENCH_ARGS)
 
 constraints:
 	rm -rf /tmp/autosynk-constraints && $(PYTHON) -m venv /tmp/autosynk-constraints

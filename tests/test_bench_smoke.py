@@ -40,14 +40,26 @@ def test_bench_runs_two_nights_and_prints_the_figures(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = result.stdout
+    number = r"\d+\.\d\d"
     for stage in ("prepare", "extract", "transform", "compute_delta", "write", "commit"):
-        assert re.search(rf"^{stage}\s+\d+\.\d\d\s+\d+\.\d\d\s+\d+\s+\d+\s+\d+$", out, re.M), stage
-    assert re.search(r"^machine speed: reference Python loop \d+\.\d\d s", out, re.M)
+        line = rf"^{stage}\s+{number}\s+{number}\s+{number}\s+\d+\s+\d+\s+\d+$"
+        assert re.search(line, out, re.M), stage
+    assert re.search(rf"^yardstick R = {number} s \(json\.load of the tiny register", out, re.M)
+    assert re.search(rf"^total wall {number} s = {number} R ", out, re.M)
     assert "## first night" in out and "## 1%-change night" in out
     assert re.search(r"duckdb full-outer-join diff \d+\.\d\d s; delta stage", out)
     assert re.search(r"staging rows written \d+ .* of \d+ delivered rows", out)
-    assert "## targets (issue 5)" in out
+    assert "## targets (issue 13)" in out
     data = json.loads(figures.read_text(encoding="utf-8"))
+    # R: three samples in the same run (before each night, after the last), the median kept
+    samples = data["r_samples"]
+    assert [s["when"] for s in samples] == [
+        "before the first night",
+        "before the 1%-change night",
+        "after the last night",
+    ]
+    assert all(s["records"] > 1000 and s["peak_rss"] > 0 for s in samples)
+    assert data["r"]["wall"] == sorted(s["wall"] for s in samples)[1]
     first, change = data["nights"]
     # the first night sends everything; the change night only what the mutation changed
     assert first["duckdb"]["relations_added"] > 1000

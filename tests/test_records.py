@@ -86,7 +86,7 @@ def _dirty_register() -> dict:
 def test_typed_reader_maps_exactly_like_the_generic_reader(tmp_path, caplog, dirty, encoding):
     data = _dirty_register() if dirty else tiny.register()
     folder = tiny.write(tmp_path / "register", copy.deepcopy(data))
-    with caplog.at_level(logging.INFO, logger="autosynk.records"):
+    with caplog.at_level(logging.INFO, logger="autosynk"):
         typed = read_typed_snapshot(folder)
     assert all(isinstance(p, Person) for p in typed.entities["persons"])
     # the standard shape decodes in one go; a dirty file says it is read record by record

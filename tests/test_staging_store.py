@@ -372,3 +372,12 @@ def test_a_0001_database_upgrades_with_its_history_readable(staging_url):
     ]
     assert store.upgrade() == "0003"
     store.dispose()
+
+
+def test_sqlite_connections_get_a_page_cache_for_bulk_commits(tmp_path):
+    from autosynk.staging.store import SQLITE_CACHE_KIB
+
+    st = Staging(f"sqlite:///{tmp_path / 'staging.db'}")
+    with st.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -SQLITE_CACHE_KIB
+    st.dispose()

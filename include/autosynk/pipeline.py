@@ -444,9 +444,9 @@ def write(
         return dict(run["package"])
     ws = workspace_for(cfg, run_id)
     meta = ws.read_json("delta", "delta.json")
-    principals = _read_frame(ws, "delta", "principals.parquet")
-    adds = _read_frame(ws, "delta", "adds.parquet")
-    removes = _read_frame(ws, "delta", "removes.parquet")
+    principals = read_table(ws, "delta", "principals.parquet")
+    adds = read_table(ws, "delta", "adds.parquet")
+    removes = read_table(ws, "delta", "removes.parquet")
     # freeze the pending state with the package: commit applies exactly what was sent
     for name in _STATE_FILES:
         ws.write_bytes(ws.read_bytes("delta", name), "package", "state", name)

@@ -25,7 +25,6 @@ from typing import Any
 
 import msgspec
 
-from autosynk.errors import SourceError
 from autosynk.register import Ref, Snapshot, Valued, as_list, collector_paused, read_list
 from autosynk.sources import ENTITIES
 
@@ -225,25 +224,20 @@ def _typed(entity: str, items: list[Any]) -> bool:
 
 
 def read_typed_snapshot(folder: Path) -> Snapshot:
-    """:func:`autosynk.register.read_snapshot`, each entity decoded into its record type."""
+    """:func:`autosynk.register.read_snapshot`, each entity decoded into its record type.
+
+    Each file is read in batches (:func:`autosynk.sources.list_stream.iter_records`), so
+    its bytes are never in memory beside its records.
+    """
+    from autosynk.sources.list_stream import iter_records
+
     entities: dict[str, list[Any]] = {}
     for name in ENTITIES:
-        path = folder / f"{name}.json"
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise SourceError(f"{name}: file {path.name} is missing from the snapshot") from None
-        try:
-            with collector_paused():
-                entities[name] = decoder(name).decode(raw).data
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            # not the standard shape (or not JSON): the generic reader gives the precise
-            # error, or reads it with the mapping's usual tolerance
-            log.info("%s: %s; reading it record by record", path.name, exc)
-            del raw
-            entities[name] = to_records(name, read_list(path, name))
-        else:
-            del raw  # the file's bytes (hundreds of MB for persons) go before the next file
+        records: list[Any] = []
+        with collector_paused():
+            for batch in iter_records(folder / f"{name}.json", name):
+                records += batch
+        entities[name] = records
     directory_file = folder / "directory.json"
     directory = read_list(directory_file, "directory") if directory_file.exists() else None
     return Snapshot(entities=entities, directory=directory)

@@ -29,13 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pyarrow as pa
 
-from autosynk.errors import SourceError
-from autosynk.records import RECORD_TYPES, decoder, to_records
+from autosynk.records import RECORD_TYPES, to_records
 from autosynk.register import as_list, collector_paused, day, read_list, ref_id, text
 from autosynk.sources import ENTITIES
+from autosynk.sources.list_stream import iter_records
 
 #: records per batch when the reader chunks a decoded list itself
 BATCH_SIZE = 50_000
@@ -423,35 +422,6 @@ def snapshot_columns(
             yield to_records(entity, items[begin : begin + batch_size])
 
     return register_columns({e: batches(e) for e in RECORD_TYPES}, directory, trim=trim)
-
-
-def iter_records(path: Path, entity: str, batch_size: int = BATCH_SIZE) -> Iterator[list[Any]]:
-    """One list file's records in batches (the swap point for a streaming reader).
-
-    Decodes the file into its record type (or record by record when its shape is not the
-    standard one, as :func:`autosynk.records.read_typed_snapshot` does) and hands out
-    batches, letting each go once the caller has it: only the decoded list's unread part
-    stays alive.
-    """
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SourceError(f"{entity}: file {path.name} is missing from the snapshot") from None
-    try:
-        with collector_paused():
-            records: list[Any] = decoder(entity).decode(raw).data
-    except (msgspec.ValidationError, msgspec.DecodeError):
-        del raw
-        records = to_records(entity, read_list(path, entity))
-    else:
-        del raw
-    records.reverse()  # batches are popped off the end: the list shrinks as it is read
-    while records:
-        take = min(batch_size, len(records))
-        batch = records[-take:]
-        del records[-take:]
-        batch.reverse()
-        yield batch
 
 
 def read_columns(

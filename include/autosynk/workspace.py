@@ -54,6 +54,32 @@ def write_private(path: Path, data: bytes) -> None:
         raise
 
 
+def copy_private(source: Path, path: Path, chunk_bytes: int = 8 * 2**20) -> int:
+    """Copy the file ``source`` to a local ``path`` as 0600, atomically, chunk by chunk.
+
+    Returns the bytes copied; memory stays at one chunk whatever the file's size.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        os.fchmod(fd, PRIVATE)
+        with os.fdopen(fd, "wb") as handle, source.open("rb") as reading:
+            size = 0
+            while chunk := reading.read(chunk_bytes):
+                handle.write(chunk)
+                size += len(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+        return size
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            Path(tmp).unlink()
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)
+        raise
+
+
 class RunWorkspace:
     """The work directory of one run."""
 

@@ -10,8 +10,8 @@ Incremental mode (``incremental: true`` and a ``cache_dir``): the last complete 
 ``meta.modified.after=<last read - overlap>`` and ``/deletedEntities?after=<same>`` are
 fetched and merged into the cached copy (replace by id, drop deleted ids; a deleted id wins
 over a changed one, because deletions are read after the changes). The cache is replaced
-only after the merged snapshot is complete. The changes and one cached endpoint at a time
-are held in memory while merging.
+only after the merged snapshot is complete. The changes are held in memory while merging;
+the cached register is read in batches (:func:`autosynk.sources.list_stream.iter_objects`).
 
 Client credentials (``token_auth``) go by HTTP Basic (``basic``), as form fields (``post``),
 or (``auto``) by Basic first and as form fields once the token endpoint answers 400, 401 or
@@ -48,6 +48,7 @@ from autosynk.config import SS12000ApiSource, secret
 from autosynk.errors import SourceError
 from autosynk.identity import mask
 from autosynk.sources import ENTITIES
+from autosynk.sources.list_stream import iter_objects
 from autosynk.workspace import PRIVATE, write_private
 
 log = logging.getLogger(__name__)
@@ -662,17 +663,17 @@ def _incremental_read(
 def _merge(
     cached_file: Path, changed: dict[str, dict[str, Any]], deleted: set[str], out: _ListFile
 ) -> None:
-    try:
-        cached = json.loads(cached_file.read_bytes())["data"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise SourceError(f"ss12000: the cached register {cached_file} is unreadable") from exc
     pending = dict(changed)
     out.begin()
-    for entity in cached:
-        entity_id = entity.get("id")
-        if entity_id in deleted:
-            continue
-        out.add(pending.pop(entity_id, entity))
+    try:  # streamed: one batch of the cached register in memory at a time
+        for batch in iter_objects(cached_file, cached_file.stem):
+            for entity in batch:
+                entity_id = entity.get("id")
+                if entity_id in deleted:
+                    continue
+                out.add(pending.pop(entity_id, entity))
+    except (OSError, SourceError) as exc:
+        raise SourceError(f"ss12000: the cached register {cached_file} is unreadable") from exc
     for entity_id, entity in pending.items():
         if entity_id not in deleted:
             out.add(entity)

@@ -71,6 +71,7 @@ class Staging:
                 self._engine = sa.create_engine(
                     self.url, connect_args={"timeout": 60}, poolclass=sa.pool.NullPool
                 )
+                sa.event.listen(self._engine, "connect", _sqlite_pragmas)
             else:
                 self._engine = sa.create_engine(self.url, pool_pre_ping=True)
             sa.event.listen(self._engine, "handle_error", self._unreachable)
@@ -569,6 +570,17 @@ def _private_sqlite_file(path: Path) -> None:
     if not path.exists():
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
     os.chmod(path, 0o600)  # noqa: PTH101 - same call for new and existing files
+
+
+#: SQLite's page cache per connection (KiB): a first night's commit inserts 3 M rows into
+#: tables whose keys are not in insertion order; with the default 2 MB cache most of its
+#: time went to reading and writing index pages again (commit 44 -> 19 s on a busy hour)
+SQLITE_CACHE_KIB = 128 * 1024
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """Per connection: a page cache large enough for bulk commits (taken only as used)."""
+    dbapi_connection.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
 
 
 def _repeat(value: str, count: int) -> Iterator[str]:

@@ -8,8 +8,7 @@ rows are sorted, so the same delta always gives the same bytes.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable
+from typing import TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -17,78 +16,84 @@ import pyarrow.compute as pc
 
 from autosynk.config import FileFormat
 from autosynk.model import ADD, PRINCIPAL_ORDER, RELATION_ORDER, REMOVE
-from autosynk.unikum.encoding import Encoding, LineEnding, encode_lines
+from autosynk.unikum.encoding import Encoding, LineEnding, encode_column
 
-_KIND_RANK = {kind: rank for rank, kind in enumerate(PRINCIPAL_ORDER)}
+_KIND_ORDER = pa.array(list(PRINCIPAL_ORDER), pa.string())
 _TYPE_ORDER = pa.array(list(RELATION_ORDER), pa.string())
 
+Frame: TypeAlias = pd.DataFrame | pa.Table
 
-def principal_lines(principals: pd.DataFrame) -> list[str]:
+
+def _table(frame: Frame, columns: tuple[str, ...]) -> pa.Table:
+    """The columns as an Arrow table of strings (a pandas frame converted column-wise)."""
+    if isinstance(frame, pa.Table):
+        return pa.table({c: frame[c].cast(pa.large_string()) for c in columns})
+    return pa.table({c: pa.array(frame[c], pa.large_string()) for c in columns})
+
+
+def principal_lines(principals: Frame) -> pa.ChunkedArray:
     """``row`` holds the cleaned, tab-joined fields; order schools, classes, users."""
-    if not len(principals):
-        return []
-    ordered = principals.assign(_rank=principals["kind"].map(_KIND_RANK)).sort_values(
-        ["_rank", "key"], kind="stable"
-    )
-    return ordered["row"].tolist()
-
-
-def _sorted_relations(frame: pd.DataFrame, reverse: bool) -> pd.DataFrame:
-    # ranked and sorted by Arrow (a stable sort, like pandas' "stable"): millions of rows
-    rank = pc.index_in(pa.array(frame["type"], pa.string()), value_set=_TYPE_ORDER)
-    unknown = rank.is_null().to_numpy(zero_copy_only=False)
-    if unknown.any():
-        raise ValueError(f"unknown relation type(s): {sorted(set(frame.loc[unknown, 'type']))}")
-    table = pa.table(
-        {
-            "_rank": rank,
-            "a": pa.array(frame["a"], pa.string()),
-            "b": pa.array(frame["b"], pa.string()),
-        }
-    )
+    table = _table(principals, ("kind", "key", "row"))
+    rank = pc.index_in(table["kind"], value_set=_KIND_ORDER)
     order = pc.sort_indices(
-        table,
+        pa.table({"_rank": rank, "key": table["key"]}),
+        sort_keys=[("_rank", "ascending"), ("key", "ascending")],
+    )
+    return table["row"].take(order)
+
+
+def _sorted_relations(frame: Frame, reverse: bool) -> pa.Table:
+    # ranked and sorted by Arrow (a stable sort): millions of rows
+    table = _table(frame, ("type", "a", "b"))
+    rank = pc.index_in(table["type"], value_set=_TYPE_ORDER)
+    if rank.null_count:
+        unknown = pc.filter(table["type"], pc.is_null(rank)).unique().to_pylist()
+        raise ValueError(f"unknown relation type(s): {sorted(unknown)}")
+    order = pc.sort_indices(
+        table.append_column("_rank", rank),
         sort_keys=[
             ("_rank", "descending" if reverse else "ascending"),
             ("a", "ascending"),
             ("b", "ascending"),
         ],
     )
-    return frame.iloc[order.to_numpy()]
+    return table.take(order)
 
 
-def relation_lines(adds: pd.DataFrame, removes: pd.DataFrame, fmt: FileFormat) -> list[str]:
-    add_lines = _lines(_sorted_relations(adds, reverse=False), ADD, fmt) if len(adds) else []
+def relation_lines(adds: Frame, removes: Frame, fmt: FileFormat) -> list[pa.ChunkedArray]:
+    """The relation lines, in the order they are written (one array per operation)."""
+    add_lines = [_lines(_sorted_relations(adds, reverse=False), ADD, fmt)] if len(adds) else []
     remove_lines = (
-        _lines(_sorted_relations(removes, reverse=True), REMOVE, fmt) if len(removes) else []
+        [_lines(_sorted_relations(removes, reverse=True), REMOVE, fmt)] if len(removes) else []
     )
     return add_lines + remove_lines if fmt.removes_after_adds else remove_lines + add_lines
 
 
-def _lines(frame: pd.DataFrame, operation: str, fmt: FileFormat) -> list[str]:
-    count = len(frame)
-    columns: dict[str, Iterable[str]] = {
-        "operation": itertools.repeat(operation, count),
-        "type": frame["type"].tolist(),
-        "first": frame["a"].tolist(),
-        "second": frame["b"].tolist(),
+def _lines(table: pa.Table, operation: str, fmt: FileFormat) -> pa.ChunkedArray:
+    # column by column, joined by Arrow: a first night has millions of relations
+    columns = {
+        "operation": pa.scalar(operation, pa.large_string()),
+        "type": table["type"],
+        "first": table["a"],
+        "second": table["b"],
     }
-    # column by column, not a dict per row: a first night has millions of relations
     ordered = [columns[name] for name in fmt.relation_columns]
-    return ["\t".join(parts) for parts in zip(*ordered, strict=True)]
+    return pc.binary_join_element_wise(*ordered, pa.scalar("\t", pa.large_string()))
 
 
 def render(
-    principals: pd.DataFrame,
-    adds: pd.DataFrame,
-    removes: pd.DataFrame,
+    principals: Frame,
+    adds: Frame,
+    removes: Frame,
     fmt: FileFormat,
     encoding: str,
 ) -> tuple[bytes, bytes]:
     """The bytes of the ``.principals`` and ``.relations`` files."""
     ending: LineEnding = "\r\n" if fmt.line_ending == "crlf" else "\n"
     charset: Encoding = "iso-8859-1" if encoding == "iso-8859-1" else "utf-8"
-    return (
-        encode_lines(principal_lines(principals), charset, ending),
-        encode_lines(relation_lines(adds, removes, fmt), charset, ending),
+    principal_bytes = encode_column(principal_lines(principals), charset, ending)
+    relations = relation_lines(adds, removes, fmt)
+    lines = pa.chunked_array(
+        [chunk for part in relations for chunk in part.chunks], pa.large_string()
     )
+    return principal_bytes, encode_column(lines, charset, ending)
