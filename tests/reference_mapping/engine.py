@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 from autosynk.identity import InvalidIdentity, mask, normalise
+from autosynk.mapping.result import Mapped, QuarantineEntry
 from autosynk.mapping.spec import MappingSpec
 from autosynk.mapping.values import school_year_of
 from autosynk.model import CLASS, SCHOOL
@@ -26,29 +26,6 @@ from tests.reference_mapping.rows import RowBuilder
 
 SKOLENHET = "Skolenhet"
 STAFF, STUDENT, GUARDIAN = "staff", "student", "guardian"
-
-
-@dataclass(frozen=True)
-class QuarantineEntry:
-    entity: str  # organisation | group | person | duty | activity | directory
-    source_id: str
-    reason: str
-    severity: str = "error"  # error: not sent, held; warning: sent, reported
-
-
-@dataclass
-class Mapped:
-    """What one night's register says Unikum should hold."""
-
-    #: (kind, key, source_id, row): the row's fields joined by tabs, row type last (one
-    #: string, not a list: a city's 700k rows as lists of 20 strings take ~1 GB)
-    principals: list[tuple[str, str, str, str]] = field(default_factory=list)
-    #: (type, first party, second party)
-    relations: set[tuple[str, str, str]] = field(default_factory=set)
-    quarantine: list[QuarantineEntry] = field(default_factory=list)
-    #: (source_id, key or "") of protected persons: forgotten if ever delivered
-    protected: list[tuple[str, str]] = field(default_factory=list)
-    counts: Counter[str] = field(default_factory=Counter)
 
 
 class _Context:
