@@ -438,10 +438,14 @@ def entity_columns(
                 keep(pending.popleft())
         while pending:
             keep(pending.popleft())
-    return {
-        name: pa.concat_tables(tables).combine_chunks() if tables else SCHEMAS[name].empty_table()
-        for name, tables in parts.items()
-    }
+    out: dict[str, pa.Table] = {}
+    for name in TABLES_OF[entity]:  # each table's batches let go once it is one piece
+        tables = parts.pop(name)
+        out[name] = (
+            pa.concat_tables(tables).combine_chunks() if tables else SCHEMAS[name].empty_table()
+        )
+        del tables
+    return out
 
 
 def register_columns(

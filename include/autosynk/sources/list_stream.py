@@ -436,8 +436,7 @@ class _ListReader:
     def _decode(self, document: memoryview, start: int) -> tuple[list[Any], int]:
         """The entries, and how many of them are not objects."""
         if not self.not_objects and self.kind is Lines:
-            copy = bytes(document)
-            lines = _lines(self.typed.decode(copy), copy)
+            lines = _lines(self.typed.decode(document))  # (its entries let go here)
             if lines is not None:
                 return lines, 0  # type: ignore[return-value]
         elif not self.not_objects:
@@ -511,19 +510,18 @@ class Lines:
 
 #: entries joined by NUL (never in valid JSON), newlines -> spaces, NUL -> newline
 _TO_LINES = bytes.maketrans(b"\n\r\0", b"  \n")
-_NEWLINE, _OPEN_BRACE = 0x0A, 0x7B
+_OPEN_BRACE = 0x7B
 
 
-def _lines(entries: list[msgspec.Raw], document: bytes) -> Lines | None:
+def _lines(entries: list[msgspec.Raw]) -> Lines | None:
     """The entries one a line; None when some entry is not an object."""
-    if document.find(b"\n") < 0 and document.find(b"\r") < 0:
-        data = b"\n".join(entries)
-    else:
+    data = b"\n".join(entries)
+    if data.count(b"\n") >= len(entries) or data.find(b"\r") >= 0:  # (newlines inside)
         data = b"\0".join(entries).translate(_TO_LINES)
-    arr = np.frombuffer(data, dtype=np.uint8)
-    starts = np.flatnonzero(arr == _NEWLINE) + 1
-    objects = len(arr) > 0 and arr[0] == _OPEN_BRACE and bool((arr[starts] == _OPEN_BRACE).all())
-    return Lines(data, len(entries)) if objects else None
+    lengths = np.fromiter(map(len, entries), dtype=np.int64, count=len(entries))
+    starts = np.cumsum(lengths + 1) - (lengths + 1)
+    firsts = np.frombuffer(data, dtype=np.uint8)[starts]
+    return Lines(data, len(entries)) if bool((firsts == _OPEN_BRACE).all()) else None
 
 
 def iter_lines(path: Path, entity: str, batch_size: int = 50_000) -> Iterator[Lines]:
