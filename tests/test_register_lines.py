@@ -260,6 +260,18 @@ def test_a_key_twice_falls_back_to_the_last(tmp_path: Path) -> None:
     _assert_same(_typed(path, "persons", 50, True), tables)
 
 
+def test_an_escaped_key_is_its_name(tmp_path: Path) -> None:
+    path = tmp_path / "persons.json"
+    path.write_bytes(b'{"data":[{"\\u0069d":"p1","given\\u004eame":"A"}]}')
+    (batch,) = iter_lines(path, "persons")
+    tables = lines_tables("persons", batch, 0)
+    assert tables is not None
+    assert tables["persons"].select(["id", "given_name"]).to_pylist() == [
+        {"id": "p1", "given_name": "A"}
+    ]
+    _assert_same(_typed(path, "persons", 50, True), tables)
+
+
 def test_text_that_is_not_utf8_is_the_typed_readers_error(tmp_path: Path) -> None:
     """(The typed reader's error is msgspec's UnicodeDecodeError, not yet a SourceError.)"""
     path = tmp_path / "persons.json"
