@@ -20,24 +20,35 @@ without an id keep their place (``seq``) with a null id: the mapping quarantines
 
 Memory is bounded by the batch: each batch of records becomes a small Arrow table at once
 and only the tables are kept (:func:`read_columns` drops each batch's records as it goes).
+
+:func:`read_columns` reads persons, groups, duties and activities without a Python object
+per record: each batch's raw entries go to :func:`autosynk.register_lines.lines_tables`
+(``pyarrow.json`` and ``pyarrow.compute``); a batch that path cannot take exactly is
+decoded into typed records and converted here, so the tables are the same either way.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pyarrow as pa
 
+from autosynk.errors import SourceError
 from autosynk.records import RECORD_TYPES, to_records
 from autosynk.register import as_list, collector_paused, day, read_list, ref_id, text
 from autosynk.sources import ENTITIES
-from autosynk.sources.list_stream import iter_records
+from autosynk.sources.list_stream import Lines, iter_lines, iter_records
 
 #: records per batch when the reader chunks a decoded list itself
 BATCH_SIZE = 50_000
+#: batches read but not yet converted, at most
+IN_FLIGHT = 2
 
 STR = pa.string()
 BOOL = pa.bool_()
@@ -373,25 +384,68 @@ _CONVERT: dict[str, Callable[[list[Any], int, Callable[[Any], str]], _Batch]] = 
 }
 
 
+def records_of_lines(entity: str, lines: Lines) -> list[Any]:
+    """A batch of raw entries as typed records, as :func:`iter_records` decodes them."""
+    kind = RECORD_TYPES[entity]
+    document = lines.document()
+    try:
+        return msgspec.json.decode(document, type=list[kind])  # type: ignore[valid-type]
+    except msgspec.ValidationError:
+        return to_records(entity, msgspec.json.decode(document))
+    except msgspec.DecodeError as exc:
+        raise SourceError(f"{entity}: is not valid JSON ({exc})") from None
+
+
+def batch_tables(
+    entity: str, batch: list[Any] | Lines, seq0: int, *, trim: bool = True
+) -> tuple[dict[str, pa.Table], bool]:
+    """One batch (typed records, or raw entries) as the entity's tables, and whether the
+    batch was converted record by record (raw entries the fast path could not take)."""
+    if isinstance(batch, Lines):
+        from autosynk.register_lines import lines_tables
+
+        tables = lines_tables(entity, batch, seq0, trim=trim)
+        if tables is not None:
+            return tables, False
+        batch = records_of_lines(entity, batch)
+    return _CONVERT[entity](batch, seq0, _row_text(trim)).tables(), True
+
+
 def entity_columns(
-    entity: str, batches: Iterable[list[Any]], *, trim: bool = True
+    entity: str, batches: Iterable[list[Any] | Lines], *, trim: bool = True
 ) -> dict[str, pa.Table]:
-    """One entity's record batches (lists of :data:`autosynk.records.RECORD_TYPES`
-    records) as its tables; each batch is converted and let go before the next is read."""
-    convert = _CONVERT[entity]
-    row = _row_text(trim)
+    """One entity's batches (lists of :data:`autosynk.records.RECORD_TYPES` records, or
+    :class:`Lines` of raw entries) as its tables; each batch is converted and let go
+    before the next is read.
+
+    Batches are converted in a second thread while the next is read (``pyarrow.json``
+    and ``pyarrow.compute`` let go of the GIL): at most :data:`IN_FLIGHT` at a time.
+    """
     parts: dict[str, list[pa.Table]] = {name: [] for name in TABLES_OF[entity]}
+
+    def keep(future: Future[tuple[dict[str, pa.Table], bool]]) -> None:
+        for name, table in future.result()[0].items():
+            parts[name].append(table)
+
     seq = 0
-    with collector_paused():
+    with collector_paused(), ThreadPoolExecutor(1) as worker:
+        pending: deque[Future[tuple[dict[str, pa.Table], bool]]] = deque()
         for batch in batches:
-            for name, table in convert(batch, seq, row).tables().items():
-                parts[name].append(table)
+            pending.append(worker.submit(batch_tables, entity, batch, seq, trim=trim))
             seq += len(batch)
             del batch
-    return {
-        name: pa.concat_tables(tables).combine_chunks() if tables else SCHEMAS[name].empty_table()
-        for name, tables in parts.items()
-    }
+            while len(pending) >= IN_FLIGHT:
+                keep(pending.popleft())
+        while pending:
+            keep(pending.popleft())
+    out: dict[str, pa.Table] = {}
+    for name in TABLES_OF[entity]:  # each table's batches let go once it is one piece
+        tables = parts.pop(name)
+        out[name] = (
+            pa.concat_tables(tables).combine_chunks() if tables else SCHEMAS[name].empty_table()
+        )
+        del tables
+    return out
 
 
 def register_columns(
@@ -425,16 +479,21 @@ def snapshot_columns(
 
 
 def read_columns(
-    folder: Path, *, trim: bool = True, batch_size: int = BATCH_SIZE
+    folder: Path, *, trim: bool = True, batch_size: int = BATCH_SIZE, fast: bool = True
 ) -> RegisterColumns:
-    """The snapshot in ``folder`` (five list files, ``directory.json`` if there) as tables."""
+    """The snapshot in ``folder`` (five list files, ``directory.json`` if there) as tables.
+
+    ``fast``: raw entries through :mod:`autosynk.register_lines` where it can take them
+    (else every batch is decoded into typed records and converted here)."""
+    from autosynk.register_lines import ENTITIES as FAST_ENTITIES
+
+    fast_entities = FAST_ENTITIES if fast else ()
+
     tables: dict[str, pa.Table] = {}
     for entity in ENTITIES:
-        tables.update(
-            entity_columns(
-                entity, iter_records(folder / f"{entity}.json", entity, batch_size), trim=trim
-            )
-        )
+        read = iter_lines if entity in fast_entities else iter_records
+        batches: Iterable[list[Any] | Lines] = read(folder / f"{entity}.json", entity, batch_size)
+        tables.update(entity_columns(entity, batches, trim=trim))
     directory_file = folder / "directory.json"
     directory = read_list(directory_file, "directory") if directory_file.exists() else None
     return RegisterColumns(tables, directory)

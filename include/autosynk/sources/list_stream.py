@@ -14,6 +14,8 @@ they came from) at a time:
   the entity's typed record (:data:`autosynk.records.RECORD_TYPES`);
 * a batch whose entries break the typed shape is decoded generically and converted record
   by record (:func:`autosynk.records.to_records`): the whole-file reader's tolerance;
+* or (:func:`iter_lines`) a batch's entries are handed out as they came, one a line
+  (:class:`Lines`), for a reader that parses them itself (e.g. ``pyarrow.json``);
 * the document around the array (other top-level keys, before or after ``data``) is kept
   and decoded with the array left out, so that a file which is not JSON, not of the form
   ``{"data": [...]}`` or holds entries that are not objects is the same
@@ -149,7 +151,8 @@ class _ListReader:
         self.name = name
         self.kind = kind
         self.batch_size = max(1, batch_size)
-        self.typed = msgspec.json.Decoder(list[kind])  # type: ignore[valid-type]
+        entry = msgspec.Raw if kind is Lines else kind
+        self.typed = msgspec.json.Decoder(list[entry])  # type: ignore[valid-type]
         self.generic = msgspec.json.Decoder(list[Any])
         self.scanner = _Scanner()
         self.phase = _TOP
@@ -432,7 +435,11 @@ class _ListReader:
 
     def _decode(self, document: memoryview, start: int) -> tuple[list[Any], int]:
         """The entries, and how many of them are not objects."""
-        if not self.not_objects:
+        if not self.not_objects and self.kind is Lines:
+            lines = _lines(self.typed.decode(document))  # (its entries let go here)
+            if lines is not None:
+                return lines, 0  # type: ignore[return-value]
+        elif not self.not_objects:
             try:
                 return self.typed.decode(document), 0
             except msgspec.ValidationError as exc:
@@ -478,6 +485,49 @@ def iter_records(path: Path, entity: str, batch_size: int = 50_000) -> Iterator[
 def iter_objects(path: Path, name: str, batch_size: int = 50_000) -> Iterator[list[Any]]:
     """As :func:`iter_records`, each entry a plain dict: any ``{"data": [...]}`` file."""
     return _ListReader(path, name, batch_size, dict).batches()
+
+
+class Lines:
+    """A batch's entries as they came, newline-delimited: one entry a line.
+
+    Raw newlines in JSON can only be whitespace (inside a string they must be escaped),
+    so each entry's own are made spaces; ``data`` holds ``count`` lines, each an object.
+    """
+
+    __slots__ = ("count", "data")
+
+    def __init__(self, data: bytes, count: int) -> None:
+        self.data = data
+        self.count = count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def document(self) -> bytes:
+        """The entries as a JSON array."""
+        return b"[" + self.data.replace(b"\n", b",") + b"]"
+
+
+#: entries joined by NUL (never in valid JSON), newlines -> spaces, NUL -> newline
+_TO_LINES = bytes.maketrans(b"\n\r\0", b"  \n")
+_OPEN_BRACE = 0x7B
+
+
+def _lines(entries: list[msgspec.Raw]) -> Lines | None:
+    """The entries one a line; None when some entry is not an object."""
+    data = b"\n".join(entries)
+    if data.count(b"\n") >= len(entries) or data.find(b"\r") >= 0:  # (newlines inside)
+        data = b"\0".join(entries).translate(_TO_LINES)
+    lengths = np.fromiter(map(len, entries), dtype=np.int64, count=len(entries))
+    starts = np.cumsum(lengths + 1) - (lengths + 1)
+    firsts = np.frombuffer(data, dtype=np.uint8)[starts]
+    return Lines(data, len(entries)) if bool((firsts == _OPEN_BRACE).all()) else None
+
+
+def iter_lines(path: Path, entity: str, batch_size: int = 50_000) -> Iterator[Lines]:
+    """As :func:`iter_records`, each batch its entries' own bytes (:class:`Lines`), checked
+    as :func:`count_entries` checks them (JSON, the form, objects) but not decoded."""
+    return _ListReader(path, entity, batch_size, Lines).batches()  # type: ignore[return-value]
 
 
 class _Entry(msgspec.Struct):
