@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from autosynk.errors import SourceError
 from autosynk.records import decoder, read_typed_snapshot, to_records
 from autosynk.register import read_list
+from autosynk.register_columns import read_columns
 from autosynk.sources import ENTITIES, list_stream
 from autosynk.sources.list_stream import count_entries, iter_objects, iter_records
 from tests import tiny_register as tiny
@@ -319,3 +320,17 @@ def test_the_file_source_stops_a_broken_file_with_the_transforms_error(tmp_path:
         == str(whole.value)
         == ("groups: groups.json holds 1 entries that are not objects")
     )
+
+
+def test_text_that_is_not_utf8_is_a_source_error_on_every_path(tmp_path: Path) -> None:
+    """Bad input is one clear line naming the file, never a codec's traceback."""
+    for name in ("organisations", "groups", "duties", "activities"):
+        (tmp_path / f"{name}.json").write_text('{"data": []}', encoding="utf-8")
+    (tmp_path / "persons.json").write_bytes(
+        b'{"data": [{"id": "a", "givenName": "ok"}, {"id": "b", "givenName": "\xff\xfe"}]}'
+    )
+    with pytest.raises(SourceError, match=r"persons: persons.json holds text that is not UTF-8"):
+        list(iter_records(tmp_path / "persons.json", "persons"))
+    for fast in (True, False):
+        with pytest.raises(SourceError, match=r"persons: .*text that is not UTF-8"):
+            read_columns(tmp_path, fast=fast)

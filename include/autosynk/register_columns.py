@@ -394,6 +394,8 @@ def records_of_lines(entity: str, lines: Lines) -> list[Any]:
         return to_records(entity, msgspec.json.decode(document))
     except msgspec.DecodeError as exc:
         raise SourceError(f"{entity}: is not valid JSON ({exc})") from None
+    except UnicodeDecodeError:
+        raise SourceError(f"{entity}: holds text that is not UTF-8") from None
 
 
 def batch_tables(

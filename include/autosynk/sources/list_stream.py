@@ -427,6 +427,10 @@ class _ListReader:
         document = memoryview(self.buf)[low : high + 1]
         try:
             return self._decode(document, start)
+        except UnicodeDecodeError:  # msgspec's own words name no place in the file
+            raise self._error(
+                f"holds text that is not UTF-8 in the entries from byte {start} on"
+            ) from None
         finally:
             document.release()
             self.buf[low], self.buf[high] = kept
