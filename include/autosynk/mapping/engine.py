@@ -11,38 +11,14 @@ record keeps its last delivered state (the delta holds it), it never becomes rem
 
 from __future__ import annotations
 
-from autosynk.identity import normalise
 from autosynk.mapping.columnar import MappedTables, map_columns
-from autosynk.mapping.columnar.identity import identity_numbers
 from autosynk.mapping.result import Mapped, QuarantineEntry
 from autosynk.mapping.spec import MappingSpec
 from autosynk.records import Person
 from autosynk.register import Snapshot
 from autosynk.register_columns import snapshot_columns
 
-__all__ = [
-    "Mapped",
-    "MappedTables",
-    "QuarantineEntry",
-    "identity_number",
-    "map_register",
-    "map_tables",
-    "normalise",
-]
-
-
-def identity_number(raw: str) -> str:
-    """``normalise(raw).value`` (one value; the mapping checks them as arrays)."""
-    numbers, _reasons = identity_numbers([raw.strip()])
-    number = numbers[0]
-    return number if number is not None else normalise(raw).value
-
-
-def map_tables(
-    snapshot: Snapshot, spec: MappingSpec, organisation_id: str, today: str, encoding: str
-) -> MappedTables:
-    columns = snapshot_columns(snapshot.entities, snapshot.directory, trim=spec.transforms.trim)
-    return map_columns(columns, spec, organisation_id, today, encoding)
+__all__ = ["Mapped", "MappedTables", "QuarantineEntry", "map_register"]
 
 
 def map_register(
