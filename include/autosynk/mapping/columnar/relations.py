@@ -6,7 +6,7 @@ a person who is invalid, protected or not exported takes every relation naming t
 in one place, and the report says how many went, per type.
 
 The joins are Arrow's (:mod:`.joins`): lookups on unique keys, semi joins and a few joins
-of many rows to many, each with the meaning of the SQL in its docstring.
+of many rows to many, with SQL's meaning (a null matches nothing).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ PERSON_OBJECT_SCHEMA = pa.schema([("person", pa.string()), ("object", pa.string(
 
 
 def by_register_id(night: Night) -> None:
-    """The tables ``enrolled``, ``staff_duties``, ``person_rel`` (type, person, object),
-    ``person_pair`` (type, a, b: persons) and ``guardians``."""
+    """The tables ``enrolled``, ``students``, ``staff_duties``, ``person_rel`` (type,
+    person, object), ``person_pair`` (type, a, b: persons) and ``guardians``."""
     enrolled(night)
     staff_duties(night)
     night.put(
@@ -77,7 +77,7 @@ def _school_of(night: Night, org_ids: pa.ChunkedArray | pa.Array) -> pa.ChunkedA
 def enrolled(night: Night) -> None:
     """The table ``enrolled`` (person, pos, school_type, school_year, ext): live, not
     cancelled enrolments at an exported school (a pupil's first school year is the one of
-    their first such enrolment that names one)."""
+    their first such enrolment that names one); ``students``: the persons enrolled."""
     enrolments = night.arrow["person_enrolments"]
     enrolments = where(
         enrolments, pc.and_kleene(pc.invert(enrolments["cancelled"]), night.live_mask(enrolments))
