@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from autosynk.mapping.columnar.joins import among, distinct, join, lookup, stacked, where
+from autosynk.mapping.columnar.joins import among, distinct, join, lookup, lookups, stacked, where
 
 RELATIONS_SCHEMA = pa.schema([("type", pa.string()), ("a", pa.string()), ("b", pa.string())])
 
@@ -228,12 +228,17 @@ def by_identity_number(night: Night) -> None:
     for every time the register names it.
     """
     key_of = night.arrow["key_of"]
-
-    def key(persons: pa.ChunkedArray) -> pa.ChunkedArray:
-        return lookup(persons, key_of["person"], key_of["key"])
-
     links = night.arrow["guardians"]
-    child_key, guardian_key = key(links["child"]), key(links["guardian"])
+    person_rel, person_pair = night.arrow["person_rel"], night.arrow["person_pair"]
+    child_key, guardian_key, rel_key, pair_a, pair_b = lookups(
+        key_of["person"],
+        key_of["key"],
+        links["child"],
+        links["guardian"],
+        person_rel["person"],
+        person_pair["a"],
+        person_pair["b"],
+    )
     sent = pc.fill_null(pc.not_equal(child_key, guardian_key), False)
     links = pa.table(
         {
@@ -245,9 +250,6 @@ def by_identity_number(night: Night) -> None:
         }
     )
     night.put("guardian_links", links)
-    person_rel, person_pair = night.arrow["person_rel"], night.arrow["person_pair"]
-    rel_key = key(person_rel["person"])
-    pair_a, pair_b = key(person_pair["a"]), key(person_pair["b"])
     pair_sent = pc.and_(pc.is_valid(pair_a), pc.is_valid(pair_b))
     dropped: Counter[str] = Counter()
     for types in (
@@ -262,17 +264,21 @@ def by_identity_number(night: Night) -> None:
         night.arrow["enrolled"].select(["person", "ext"]),
         ("child", "person"),
     )
+    # the union is distinct: no two parts share a type, person_rel and person_pair are
+    # distinct and stay so (no two persons share a key: a number that several carry is
+    # sent for none), and the guardian links, repeated as the register repeats them, are
+    # made distinct here
     resolved = [
         where(
             pa.table({"type": person_rel["type"], "a": rel_key, "b": person_rel["object"]}),
             pc.is_valid(rel_key),
         ),
         where(pa.table({"type": person_pair["type"], "a": pair_a, "b": pair_b}), pair_sent),
-        _relations("guardian_for", sent_links["guardian_key"], sent_links["child_key"]),
+        distinct(_relations("guardian_for", sent_links["guardian_key"], sent_links["child_key"])),
         # presence only through children who are sent (never reveals a protected child)
-        _relations("external_user_in_school", presence["guardian_key"], presence["ext"]),
+        distinct(_relations("external_user_in_school", presence["guardian_key"], presence["ext"])),
     ]
-    night.put("resolved", distinct(pa.concat_tables(t.cast(RELATIONS_SCHEMA) for t in resolved)))
+    night.put("resolved", pa.concat_tables(t.cast(RELATIONS_SCHEMA) for t in resolved))
     for rel_type, count in dropped.items():
         if count:
             night.counts[f"relations_skipped_{rel_type}"] += count
