@@ -42,6 +42,7 @@ import pyarrow as pa
 from autosynk.errors import SourceError
 from autosynk.records import RECORD_TYPES, to_records
 from autosynk.register import as_list, collector_paused, day, read_list, ref_id, text
+from autosynk.register_fields import SCHEMAS, TABLES_OF
 from autosynk.sources import ENTITIES
 from autosynk.sources.list_stream import Lines, iter_lines, iter_records
 
@@ -49,124 +50,6 @@ from autosynk.sources.list_stream import Lines, iter_lines, iter_records
 BATCH_SIZE = 50_000
 #: batches read but not yet converted, at most
 IN_FLIGHT = 2
-
-STR = pa.string()
-BOOL = pa.bool_()
-I64 = pa.int64()
-
-
-def _schema(*fields: tuple[str, pa.DataType]) -> pa.Schema:
-    return pa.schema(list(fields))
-
-
-#: table name -> schema. Scalar tables carry ``seq`` (the record's place in its file).
-SCHEMAS: dict[str, pa.Schema] = {
-    "organisations": _schema(
-        ("seq", I64),
-        ("id", STR),
-        ("name", STR),
-        ("organisation_type", STR),
-        ("parent", STR),
-        ("school_unit_code", STR),
-        ("start", STR),
-        ("end", STR),
-        ("url", STR),
-        ("street", STR),
-        ("postcode", STR),
-        ("town", STR),
-        ("phone", STR),
-    ),
-    "organisation_school_types": _schema(("parent", STR), ("pos", I64), ("school_type", STR)),
-    "persons": _schema(
-        ("seq", I64),
-        ("id", STR),
-        ("given_name", STR),
-        ("family_name", STR),
-        ("civic_no", STR),
-        ("marking", STR),
-        ("marking_missing", BOOL),
-        ("status", STR),
-    ),
-    "person_addresses": _schema(
-        ("parent", STR),
-        ("pos", I64),
-        ("type", STR),
-        ("street", STR),
-        ("postcode", STR),
-        ("town", STR),
-    ),
-    "person_emails": _schema(("parent", STR), ("pos", I64), ("value", STR), ("type", STR)),
-    "person_phones": _schema(
-        ("parent", STR), ("pos", I64), ("value", STR), ("type", STR), ("mobile", BOOL)
-    ),
-    "person_enrolments": _schema(
-        ("parent", STR),
-        ("pos", I64),
-        ("enroled_at", STR),
-        ("school_type", STR),
-        ("school_year", STR),
-        ("start", STR),
-        ("end", STR),
-        ("cancelled", BOOL),
-    ),
-    "person_responsibles": _schema(
-        ("parent", STR), ("pos", I64), ("person", STR), ("relation_type", STR)
-    ),
-    "person_eppns": _schema(("parent", STR), ("pos", I64), ("eppn", STR)),
-    "groups": _schema(
-        ("seq", I64),
-        ("id", STR),
-        ("name", STR),
-        ("description", STR),
-        ("organisation", STR),
-        ("group_type", STR),
-        ("school_type", STR),
-        ("start", STR),
-        ("end", STR),
-    ),
-    "group_memberships": _schema(
-        ("parent", STR), ("pos", I64), ("person", STR), ("start", STR), ("end", STR)
-    ),
-    "duties": _schema(
-        ("seq", I64),
-        ("id", STR),
-        ("person", STR),
-        ("duty_at", STR),
-        ("duty_role", STR),
-        ("start", STR),
-        ("end", STR),
-    ),
-    "duty_assignments": _schema(
-        ("parent", STR),
-        ("pos", I64),
-        ("group", STR),
-        ("role", STR),
-        ("start", STR),
-        ("end", STR),
-    ),
-    "activities": _schema(("seq", I64), ("id", STR), ("start", STR), ("end", STR)),
-    "activity_groups": _schema(("parent", STR), ("pos", I64), ("group", STR)),
-    "activity_teachers": _schema(
-        ("parent", STR), ("pos", I64), ("duty", STR), ("start", STR), ("end", STR)
-    ),
-}
-
-#: entity -> the tables its records fill (its own first)
-TABLES_OF: dict[str, tuple[str, ...]] = {
-    "organisations": ("organisations", "organisation_school_types"),
-    "persons": (
-        "persons",
-        "person_addresses",
-        "person_emails",
-        "person_phones",
-        "person_enrolments",
-        "person_responsibles",
-        "person_eppns",
-    ),
-    "groups": ("groups", "group_memberships"),
-    "duties": ("duties", "duty_assignments"),
-    "activities": ("activities", "activity_groups", "activity_teachers"),
-}
 
 
 @dataclass

@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from autosynk.register_columns import SCHEMAS, TABLES_OF
+from autosynk.register_fields import SCHEMAS, TABLES_OF
 from autosynk.sources.list_stream import Lines
 
 STR = pa.string()
