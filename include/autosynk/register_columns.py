@@ -14,6 +14,8 @@ register any more:
 - flags the mapping tests with ``is True``: booleans; ``securityMarking`` keeps whether
   it was missing (null or ``""``), which the mapping treats apart from any other value.
 
+Which key goes into which column, read how, is one table for both readers:
+:data:`autosynk.register_fields.ENTITY_FIELDS` (the tables' schemas are derived from it).
 Each nested list is a child table keyed by its parent's id (``parent``) and its place in
 the list (``pos``), so "the first one that ..." choices stay what they were. Records
 without an id keep their place (``seq``) with a null id: the mapping quarantines them.

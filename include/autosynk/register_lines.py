@@ -1,10 +1,11 @@
 """A batch of raw entries (:class:`~autosynk.sources.list_stream.Lines`) straight into the
-register's Arrow tables (:data:`autosynk.register_columns.SCHEMAS`), no Python object per
+register's Arrow tables (:data:`autosynk.register_fields.SCHEMAS`), no Python object per
 record.
 
-``pyarrow.json`` parses the batch with an explicit schema of the fields the typed records
-hold (every other field is skipped), and ``pyarrow.compute`` derives the same columns the
-record-by-record conversion does: :func:`~autosynk.register.text` is a trim of Python's
+``pyarrow.json`` parses the batch with an explicit schema of the fields
+:data:`autosynk.register_fields.ENTITY_FIELDS` reads (every other field is skipped), and
+``pyarrow.compute`` derives the same columns the record-by-record conversion does, each as
+its field's kind says: :func:`~autosynk.register.text` is a trim of Python's
 whitespace (``str.strip``) with null as ``""``, :func:`~autosynk.register.day` the first ten
 characters of the trimmed text, :func:`~autosynk.register.ref_id` the trimmed id of
 ``{"id": ...}`` with blank as null; nested lists become child tables by
