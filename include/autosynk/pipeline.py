@@ -41,7 +41,7 @@ from autosynk.sources.snapshot import take_snapshot
 from autosynk.staging import snapshot
 from autosynk.staging.store import Changes, Staging
 from autosynk.unikum import writer
-from autosynk.workspace import RunWorkspace, write_private
+from autosynk.workspace import RunWorkspace, private_file
 
 log = logging.getLogger("autosynk")
 
@@ -91,8 +91,12 @@ def _row_hash(rows: pd.Series) -> pd.Series:
     return rows.map(lambda row: hashlib.blake2b(row.encode(), digest_size=16).hexdigest())
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _file_entry(path: Path) -> dict[str, Any]:
+    """A packaged file's name, size and sha256 (read chunk by chunk)."""
+    from autosynk.unikum.packaging import file_digest
+
+    size, digest = file_digest(path)
+    return {"name": path.name, "size": size, "sha256": digest}
 
 
 def _run_or_fail(st: Staging, run_id: str) -> dict[str, Any]:
@@ -380,6 +384,21 @@ def mapped_source(ws: RunWorkspace, name: str) -> delta_engine.Source:
     return pq.read_table(io.BytesIO(ws.read_bytes("mapped", name)))
 
 
+def delta_source(ws: RunWorkspace, name: str) -> writer.Frame:
+    """A delta file where the writer can stream it: the file on a local disk, else its table."""
+    if ws.is_local:
+        if not ws.exists("delta", name):
+            raise _missing(ws, "delta", name)
+        return ws.local_path("delta", name)
+    return read_table(ws, "delta", name)
+
+
+def _source_rows(source: writer.Frame) -> int:
+    if isinstance(source, Path):
+        return int(pq.ParquetFile(source).metadata.num_rows)
+    return len(source)
+
+
 def read_table(ws: RunWorkspace, *parts: str) -> pa.Table:
     """A Parquet file of the run's work directory as an Arrow table."""
     try:
@@ -444,38 +463,33 @@ def write(
         return dict(run["package"])
     ws = workspace_for(cfg, run_id)
     meta = ws.read_json("delta", "delta.json")
-    principals = read_table(ws, "delta", "principals.parquet")
-    adds = read_table(ws, "delta", "adds.parquet")
-    removes = read_table(ws, "delta", "removes.parquet")
+    principals = delta_source(ws, "principals.parquet")
+    adds = delta_source(ws, "adds.parquet")
+    removes = delta_source(ws, "removes.parquet")
     # freeze the pending state with the package: commit applies exactly what was sent
+    # (files are replaced, never changed in place: on a local disk a link freezes them)
     for name in _STATE_FILES:
-        ws.write_bytes(ws.read_bytes("delta", name), "package", "state", name)
+        if not ws.exists("delta", name):
+            raise _missing(ws, "delta", name)
+        ws.link_from(ws.path("delta", name), "package", "state", name)
     package: dict[str, Any] = {"delta_counts": meta["counts"], "files": [], "stem": None}
-    if len(principals) == 0 and len(adds) == 0 and len(removes) == 0:
+    if not any(_source_rows(source) for source in (principals, adds, removes)):
         package["nothing_to_deliver"] = True
     else:
         moment = now or local_now(cfg)
         exists = taken or _taken_on_target(cfg)
         stem = next_free_stem(cfg.municipality, moment, exists, ascii_only=cfg.naming.ascii_only)
-        principals_bytes, relations_bytes = writer.render(
-            principals, adds, removes, cfg.format, cfg.encoding
-        )
         with ws.local_dir("package", "files") as folder, ws.local_dir("package", "out") as out:
-            plain = []
-            for suffix, data in (
-                (".principals", principals_bytes),
-                (".relations", relations_bytes),
-            ):
-                path = folder / f"{stem}{suffix}"
-                write_private(path, data)
-                plain.append(path)
+            # written batch by batch as the rows come out of the sort: never whole in memory
+            plain = [folder / f"{stem}.principals", folder / f"{stem}.relations"]
+            with private_file(plain[0]) as handle:
+                writer.write_principals(principals, cfg.format, cfg.encoding, handle)
+            with private_file(plain[1]) as handle:
+                writer.write_relations(adds, removes, cfg.format, cfg.encoding, handle)
             built = build_package(
                 plain, stem, cfg.packaging, out, pgp=cfg.pgp, passphrase=_pgp_passphrase(cfg)
             )
-            package["files"] = [
-                {"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p.read_bytes())}
-                for p in built
-            ]
+            package["files"] = [_file_entry(p) for p in built]
         package["stem"] = stem
         package["nothing_to_deliver"] = False
     st.update_run(run_id, status="packaged", package=package)
@@ -582,7 +596,7 @@ def deliver(
     with ws.local_dir("package", "out") as folder:
         files = [folder / f["name"] for f in package["files"]]
         for entry, path in zip(package["files"], files, strict=True):
-            if _sha256(path.read_bytes()) != entry["sha256"]:
+            if _file_entry(path)["sha256"] != entry["sha256"]:
                 raise StateError(
                     f"{path.name} in the work directory no longer matches its "
                     "checksum; refusing to deliver it"
