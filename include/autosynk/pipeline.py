@@ -9,12 +9,14 @@ directory (see :mod:`autosynk.workspace`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from upath import UPath
 
 from autosynk import delta as delta_engine
 from autosynk import plans
@@ -39,7 +42,7 @@ from autosynk.register_columns import read_columns
 from autosynk.sources import ENTITIES
 from autosynk.sources.snapshot import take_snapshot
 from autosynk.staging import snapshot
-from autosynk.staging.store import Changes, Staging
+from autosynk.staging.store import ChangeFrame, Changes, Staging, frame_rows
 from autosynk.unikum import writer
 from autosynk.workspace import RunWorkspace, private_file
 
@@ -334,31 +337,32 @@ def compute_delta(cfg: RunConfig, run_id: str, *, total: bool = False) -> dict[s
     quarantine = _read_frame(ws, "mapped", "quarantine.parquet")
     protected = _read_frame(ws, "mapped", "protected.parquet")
     base_run = st.last_committed_run()
-    result = delta_engine.diff(
-        mapped_source(ws, "principals.parquet"),
-        mapped_source(ws, "relations.parquet"),
-        *snapshot.delivered_state(cfg.work_base, st, base_run, run_id),
-        held_source_ids=quarantine.loc[quarantine["severity"] == "error", "source_id"],
-        protected_source_ids=protected["source_id"],
-        protected_keys=protected["key"],
-    )
-    # Where every row of tonight's file is to be sent (a first night, a total), the file
-    # itself is the delta file: linked or copied, not decoded and encoded again.
-    sent = None if result.principals is None else _parquet(result.principals)
-    added = None if result.adds is None else _parquet(result.adds)
-    _delta_file(ws, None if total else sent, "principals.parquet", "principals")
-    _delta_file(ws, sent, "principals.parquet", "state-principal-upserts")
-    _delta_file(ws, None if total else added, "relations.parquet", "adds")
-    _delta_file(ws, added, "relations.parquet", "state-relation-adds")
-    ws.write_bytes(_parquet(result.removes), "delta", "removes.parquet")
-    ws.write_bytes(_parquet(result.principal_deletes), "delta", "state-principal-deletes.parquet")
-    ws.write_bytes(_parquet(result.relation_removes), "delta", "state-relation-removes.parquet")
+    with _delta_parts(ws) as parts:
+        result = delta_engine.diff(
+            mapped_source(ws, "principals.parquet"),
+            mapped_source(ws, "relations.parquet"),
+            *snapshot.delivered_state(cfg.work_base, st, base_run, run_id),
+            held_source_ids=quarantine.loc[quarantine["severity"] == "error", "source_id"],
+            protected_source_ids=protected["source_id"],
+            protected_keys=protected["key"],
+            out=parts,
+        )
+        # Where every row of tonight's file is to be sent (a first night, a total), the
+        # file itself is the delta file: linked or copied, not decoded and encoded again.
+        sent, added = result.principals, result.adds
+        _delta_file(ws, None if total else sent, "principals.parquet", "principals")
+        _delta_file(ws, sent, "principals.parquet", "state-principal-upserts")
+        _delta_file(ws, None if total else added, "relations.parquet", "adds")
+        _delta_file(ws, added, "relations.parquet", "state-relation-adds")
+        _delta_file(ws, result.removes, "", "removes")
+        _delta_file(ws, result.principal_deletes, "", "state-principal-deletes")
+        _delta_file(ws, result.relation_removes, "", "state-relation-removes")
     counts = dict(result.counts)
     counts.update(
         total=total,
         to_send_principals=result.tonight_principals if total else counts["principals_sent"],
         to_send_adds=result.tonight_relations if total else counts["relations_added"],
-        to_send_removes=result.removes.num_rows,
+        to_send_removes=counts["relations_removed"],
     )
     ws.write_json(
         {"counts": counts, "by_type": result.by_type, "base_run": base_run}, "delta", "delta.json"
@@ -407,12 +411,28 @@ def read_table(ws: RunWorkspace, *parts: str) -> pa.Table:
         raise _missing(ws, *parts) from None
 
 
-def _delta_file(ws: RunWorkspace, data: bytes | None, mapped: str, name: str) -> None:
-    """``delta/<name>.parquet``: ``data``, or (None) the mapped file as it is."""
+@contextlib.contextmanager
+def _delta_parts(ws: RunWorkspace) -> Iterator[Path | None]:
+    """A private folder in ``delta/`` for the files the delta writes (None: not on a local
+    disk, the delta comes as tables); what is left in it goes when the stage is done."""
+    if not ws.is_local:
+        yield None
+        return
+    folder = ws.local_path("delta")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".parts-", dir=folder) as parts:
+        yield Path(parts)
+
+
+def _delta_file(ws: RunWorkspace, data: delta_engine.Source | None, mapped: str, name: str) -> None:
+    """``delta/<name>.parquet``: ``data`` (a file written by the delta, or a table), or
+    (None) the mapped file as it is."""
     if data is None:
         ws.link_from(ws.path("mapped", mapped), "delta", f"{name}.parquet")
+    elif isinstance(data, Path):
+        ws.link_from(UPath(data), "delta", f"{name}.parquet")
     else:
-        ws.write_bytes(data, "delta", f"{name}.parquet")
+        ws.write_bytes(_parquet(data), "delta", f"{name}.parquet")
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -428,9 +448,7 @@ def _advance_delivered_copy(
     ws = workspace_for(cfg, run["run_id"])
 
     def committed() -> Changes:
-        if changes is not None:
-            return changes
-        return Changes(*(_read_frame(ws, "package", "state", n) for n in _STATE_FILES))
+        return changes if changes is not None else _frozen_changes(ws)
 
     snapshot.follow_commit(cfg.work_base, st, run, ws, committed)
 
@@ -441,6 +459,20 @@ _STATE_FILES = (
     "state-relation-adds.parquet",
     "state-relation-removes.parquet",
 )
+
+
+def _frozen_changes(ws: RunWorkspace) -> Changes:
+    """The package's pending state: its files where they are on a local disk (read batch
+    by batch), else as tables."""
+    frames: list[ChangeFrame] = []
+    for name in _STATE_FILES:
+        if not ws.exists("package", "state", name):
+            raise _missing(ws, "package", "state", name)
+        if ws.is_local:
+            frames.append(ws.local_path("package", "state", name))
+        else:
+            frames.append(read_table(ws, "package", "state", name))
+    return Changes(*frames)
 
 
 @stage("write", lambda result: (len(result.get("files", [])), "files"))
@@ -666,21 +698,29 @@ def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     if run["status"] == "dry-run":
         return {"committed": False, "dry_run": True}
     ws = workspace_for(cfg, run_id)
-    frames = [_read_frame(ws, "package", "state", name) for name in _STATE_FILES]
-    changes = Changes(*frames)
+    changes = _frozen_changes(ws)
     applied = st.commit(run_id, changes)
     _advance_delivered_copy(cfg, st, run, changes)
+    rows = [
+        frame_rows(frame)
+        for frame in (
+            changes.principal_upserts,
+            changes.principal_deletes,
+            changes.relation_adds,
+            changes.relation_removes,
+        )
+    ]
     log.info(
         "run %s: committed %d principal upserts, %d deletes, %d relation adds, %d removes",
         run_id,
-        *(len(frame) for frame in frames),
+        *rows,
     )
     return {
         "committed": applied,
-        "principal_upserts": len(frames[0]),
-        "principal_deletes": len(frames[1]),
-        "relation_adds": len(frames[2]),
-        "relation_removes": len(frames[3]),
+        "principal_upserts": rows[0],
+        "principal_deletes": rows[1],
+        "relation_adds": rows[2],
+        "relation_removes": rows[3],
     }
 
 
