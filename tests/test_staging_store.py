@@ -162,7 +162,7 @@ def test_a_night_writes_history_only_for_changes_deletes_and_removes(
         staging.commit(run_id, night)
 
     if form == "small batches":
-        monkeypatch.setattr(store, "_BULK", 3)
+        monkeypatch.setattr(store, "_FRAME_ROWS", 3)
     size = 40
     deliver(staging, "n1", base=None)
     commit(

@@ -37,6 +37,10 @@ LOCK_NAME = "staging"
 AWAITING_APPROVAL = ("refused", "awaiting-approval")
 _BATCH = 20_000
 _BULK = 200_000
+#: rows of a frame of changes held as Python values at a time (~50 MB of them)
+_FRAME_ROWS = 50_000
+#: a Parquet file is read through a buffer of this size (bytes), not a row group at once
+_READ_BUFFER = 2**20
 
 
 def _now() -> dt.datetime:
@@ -68,9 +72,9 @@ def frame_batches(
     frame: ChangeFrame, columns: list[str], size: int | None = None
 ) -> Iterator[list[list[Any]]]:
     """``columns`` of a frame as Python lists, ``size`` rows at a time (default
-    :data:`_BULK`): memory stays at a batch whatever the frame's size (a Parquet file is
-    read batch by batch)."""
-    size = size or _BULK
+    :data:`_FRAME_ROWS`): memory stays at a batch whatever the frame's size (a Parquet file
+    is read page by page, never a whole row group at once)."""
+    size = size or _FRAME_ROWS
     if isinstance(frame, pd.DataFrame):
         for start in range(0, len(frame), size):
             part = frame.iloc[start : start + size]
@@ -78,7 +82,8 @@ def frame_batches(
         return
     batches: Iterable[pa.RecordBatch]
     if isinstance(frame, Path):
-        batches = pq.ParquetFile(frame).iter_batches(batch_size=size, columns=columns)
+        reader = pq.ParquetFile(frame, pre_buffer=False, buffer_size=_READ_BUFFER)
+        batches = reader.iter_batches(batch_size=size, columns=columns)
     else:
         batches = frame.select(columns).to_batches(max_chunksize=size)
     for batch in batches:
@@ -492,16 +497,13 @@ class Staging:
             since = [added_by.get(t) for t in triples]
             history(_history(run_id, "relation", ops, types, firsts, seconds, since))
 
+        adds = frame_batches(changes.relation_adds, ["type", "a", "b"])
         _bulk_insert(
             conn,
             relation,
             ["rel_type", "a", "b", "run_id"],
-            (
-                (rel_type, a, b, run_id)
-                for types, firsts, seconds in frame_batches(
-                    changes.relation_adds, ["type", "a", "b"]
-                )
-                for rel_type, a, b in zip(types, firsts, seconds, strict=True)
+            itertools.chain.from_iterable(
+                zip(*batch, _repeat(run_id, len(batch[0])), strict=True) for batch in adds
             ),
         )
 
