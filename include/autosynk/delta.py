@@ -13,15 +13,18 @@ Rows to send and relations to add keep tonight's order (the transform writes rel
 sorted by type, a, b); removes and deletes are sorted, so the same inputs always give the
 same frames whichever store the delivered state was read from. :func:`diff` reads its
 inputs where they are (Parquet files on a local disk, or Arrow tables) and answers in
-Arrow.
+Arrow, or in Parquet files DuckDB writes itself (the pipeline's way: memory stays at
+DuckDB's limit, :data:`MEMORY`, however large the register).
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
@@ -41,17 +44,18 @@ Source: TypeAlias = Path | pa.Table
 
 @dataclass
 class TableDelta:
-    """The delta in Arrow. ``None`` means *all of tonight's rows, as they are*.
+    """The delta in Arrow tables or Parquet files. ``None`` means *all of tonight's rows, as
+    they are*.
 
     On a first night (an empty delivered state) everything is new: the caller then reuses
     tonight's frame (or file) instead of a copy of it.
     """
 
-    principals: pa.Table | None  # rows to send: kind, key, source_id, hash, row
-    adds: pa.Table | None  # type, a, b
-    removes: pa.Table  # type, a, b
-    principal_deletes: pa.Table  # kind, key, op (delete | forget)
-    relation_removes: pa.Table  # type, a, b, op (remove | forget)
+    principals: Source | None  # rows to send: kind, key, source_id, hash, row
+    adds: Source | None  # type, a, b
+    removes: Source  # type, a, b
+    principal_deletes: Source  # kind, key, op (delete | forget)
+    relation_removes: Source  # type, a, b, op (remove | forget)
     tonight_principals: int
     tonight_relations: int
     counts: dict[str, int] = field(default_factory=dict)
@@ -69,8 +73,13 @@ def diff(
     held_source_ids: Iterable[str],
     protected_source_ids: Iterable[str],
     protected_keys: Iterable[str],
+    out: Path | None = None,
 ) -> TableDelta:
-    """Compare tonight (``principals``, ``relations``) with the delivered state."""
+    """Compare tonight (``principals``, ``relations``) with the delivered state.
+
+    The delta comes as Arrow tables, or, given a local folder ``out``, as Parquet files
+    written there by DuckDB (never whole in memory, whatever their size).
+    """
     inputs = _Inputs(
         principals,
         relations,
@@ -82,7 +91,7 @@ def diff(
     )
     con = inputs.connect()
     try:
-        return _diff(con, inputs)
+        return _diff(con, out)
     finally:
         con.close()
 
@@ -110,6 +119,13 @@ class _Inputs:
         return con
 
 
+#: DuckDB's memory for the delta's joins, the writer's sorts and the delivered-state copy
+#: (this process's database): beyond it they spill to a private temporary folder, so a
+#: larger register costs disk and some time, not memory. At Stockholm scale a 1%-change
+#: night's relation join needs about 0.4 GB; spilling part of it costs ~0.5 s of CPU.
+MEMORY = "512MB"
+
+
 def connection() -> duckdb.DuckDBPyConnection:
     """A connection of its own (close it after use) to this process's in-memory DuckDB.
 
@@ -122,18 +138,32 @@ def connection() -> duckdb.DuckDBPyConnection:
 
 @functools.cache
 def _database_of(pid: int) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect()
+    # what DuckDB spills is personal data: a folder only this user can read (0700),
+    # removed when this process ends (and only by the process that made it)
+    spill = tempfile.mkdtemp(prefix=f"autosynk-duckdb-{pid}-")
+    atexit.register(_remove_spill, spill, pid)
+    return duckdb.connect(config={"memory_limit": MEMORY, "temp_directory": spill})
 
 
-def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
+def _remove_spill(folder: str, pid: int) -> None:
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _diff(con: duckdb.DuckDBPyConnection, out: Path | None) -> TableDelta:
     def row(sql: str) -> tuple[int, ...]:
         return tuple(int(v) for v in con.execute(sql).fetchall()[0])
 
     def count(sql: str) -> int:
         return row(sql)[0]
 
-    def table(sql: str) -> pa.Table:
-        return con.sql(sql).to_arrow_table()
+    def result(sql: str, name: str) -> tuple[Source, int]:
+        """The rows ``sql`` selects: a table, or (``out``) a Parquet file written there."""
+        if out is None:
+            table = con.sql(sql).to_arrow_table()
+            return table, table.num_rows
+        path = out / f"{name}.parquet"
+        return path, store(con, sql, path)
 
     tonight_principals = count("SELECT count(*) FROM tp")
     tonight_relations = count("SELECT count(*) FROM tr")
@@ -141,46 +171,45 @@ def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
 
     con.execute(_FORGOTTEN)
     con.execute(_REL)
-    relation_diff = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        if delivered_relations:  # the largest join, on the other core meanwhile
-            forgotten = table("SELECT key FROM forgotten")
-            relation_diff = pool.submit(_relation_diff, inputs, forgotten)
-        # principals: only keys and hashes are compared; rows are fetched for what is sent
-        con.execute(_PRINCIPAL_DIFF)
-        con.execute(_KEY_SETS)
-        sent, new = row("SELECT count(*), count(*) FILTER (WHERE new) FROM send")
-        to_send = None
-        if sent != tonight_principals:
-            to_send = table(_ROWS_TO_SEND)
-        if relation_diff is not None:
-            con.register("relation_diff_found", relation_diff.result())
+    # principals: only keys and hashes are compared; rows are fetched for what is sent
+    con.execute(_PRINCIPAL_DIFF)
+    con.execute(_KEY_SETS)
+    sent, new = row("SELECT count(*), count(*) FILTER (WHERE new) FROM send")
+    to_send = None
+    if sent != tonight_principals:
+        to_send, _ = result(_ROWS_TO_SEND, "principals")
 
-    # relations
-    if relation_diff is None:  # nothing delivered: every relation of tonight is new
+    # relations: the largest join, one at a time (two at once would need twice the memory)
+    if not delivered_relations:  # nothing delivered: every relation of tonight is new
+        added_from = "rel"
         con.execute(_EMPTY_GONE)
         added = count("SELECT count(*) FROM rel")
         adds = None
         if added != tonight_relations:
-            adds = table("SELECT type, a, b FROM rel ORDER BY n")
+            adds, _ = result("SELECT type, a, b FROM rel ORDER BY n", "adds")
     else:
-        con.execute("CREATE TEMP TABLE relation_diff AS SELECT * FROM relation_diff_found")
+        added_from = "relation_diff WHERE added"
+        con.execute(f"CREATE TEMP TABLE relation_diff AS {_DIFF}")
         added = count("SELECT count(*) FROM relation_diff WHERE added")
         adds = None
         if added != tonight_relations:
-            adds = table("SELECT type, a, b FROM relation_diff WHERE added ORDER BY n")
+            adds, _ = result("SELECT type, a, b FROM relation_diff WHERE added ORDER BY n", "adds")
         con.execute(_GONE)
     held_keys = count("SELECT count(*) FROM held")
     con.execute(_HOLD if held_keys else _NO_HOLD)
-    removes = table("SELECT type, a, b FROM gone WHERE NOT forget AND NOT hold ORDER BY type, a, b")
-    relation_removes = table(
+    removes, removed = result(
+        "SELECT type, a, b FROM gone WHERE NOT forget AND NOT hold ORDER BY type, a, b", "removes"
+    )
+    relation_removes, _ = result(
         "SELECT type, a, b, CASE WHEN forget THEN 'forget' ELSE 'remove' END AS op "
-        "FROM gone WHERE NOT hold ORDER BY forget, type, a, b"
+        "FROM gone WHERE NOT hold ORDER BY forget, type, a, b",
+        "relation-removes",
     )
     con.execute(_DROPPED)
-    principal_deletes = table(
+    principal_deletes, _ = result(
         "SELECT kind, key, 'delete' AS op FROM dropped "
-        "UNION ALL SELECT kind, key, 'forget' FROM forgotten_rows ORDER BY op, key"
+        "UNION ALL SELECT kind, key, 'forget' FROM forgotten_rows ORDER BY op, key",
+        "principal-deletes",
     )
     held_relations, forgotten_relations = row(
         "SELECT count(*) FILTER (WHERE hold), count(*) FILTER (WHERE forget) FROM gone"
@@ -191,7 +220,7 @@ def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
         "principals_changed": sent - new,
         "principals_dropped": count("SELECT count(*) FROM dropped"),
         "relations_added": added,
-        "relations_removed": removes.num_rows,
+        "relations_removed": removed,
         "held_keys": held_keys,
         "relations_held": held_relations,
         "forgotten_keys": count("SELECT count(*) FROM forgotten_rows"),
@@ -199,7 +228,7 @@ def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
         "delivered_relations_before": delivered_relations,
     }
     return TableDelta(
-        by_type=_by_type(con, "rel" if relation_diff is None else "relation_diff WHERE added"),
+        by_type=_by_type(con, added_from),
         principals=to_send,
         adds=adds,
         removes=removes,
@@ -234,21 +263,6 @@ def _by_type(
         types = sorted({t for values in found.values() for t in values})
         out[scope] = {t: {m: int(found[m].get(t, 0)) for m in measures} for t in types}
     return out
-
-
-def _relation_diff(inputs: _Inputs, forgotten: pa.Table) -> pa.Table:
-    """Relations only tonight (``added``) or only delivered, in a connection of its own.
-
-    Run beside the principals' joins: the mapped files hold a row group or three, so a
-    scan of one keeps a single core busy, and the two joins together use both.
-    """
-    con = inputs.connect()
-    try:
-        con.register("forgotten", forgotten)
-        con.execute(_REL)
-        return con.sql(_DIFF).to_arrow_table()
-    finally:
-        con.close()
 
 
 # Keys and ids are never NULL (the staging columns are NOT NULL, the mapping always sets
@@ -385,6 +399,26 @@ def view(
         )
     else:
         con.execute(f"CREATE TEMP VIEW {name} AS SELECT {names} FROM read_parquet('{path}')")  # noqa: S608
+
+
+def store(con: duckdb.DuckDBPyConnection, query: str, target: Path, row_group: int = 0) -> int:
+    """Write what ``query`` selects as the Parquet file ``target``; returns its rows.
+
+    DuckDB writes the file itself (in the query's order, in parallel, no table in memory)
+    in a private temporary folder beside ``target``; it is made 0600, flushed and renamed
+    in place, so a half-written file is never taken for a finished one.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    options = "FORMAT parquet" + (f", ROW_GROUP_SIZE {int(row_group)}" if row_group else "")
+    with tempfile.TemporaryDirectory(prefix=".part-", dir=target.parent) as private:
+        part = Path(private) / target.name
+        literal = str(part).replace("'", "''")
+        found = con.execute(f"COPY ({query}) TO '{literal}' ({options})").fetchall()
+        part.chmod(0o600)
+        with part.open("rb") as handle:
+            os.fsync(handle.fileno())
+        part.replace(target)
+    return int(found[0][0])
 
 
 def _key_table(values: Iterable[str]) -> pa.Table:
