@@ -223,9 +223,8 @@ def transform(cfg: RunConfig, run_id: str, *, mentor_links: bool | None = None) 
             "export as a night in which everyone left"
         )
     today = run["evaluation_date"] or evaluation_date_for(cfg)
-    mapped = map_columns(columns, mapping, cfg.organisation_id, today, cfg.encoding)
     sizes = {f"snapshot_{name}": columns.records(name) for name in ENTITIES}
-    del columns  # the register's tables, no longer needed
+    mapped = map_columns(columns, mapping, cfg.organisation_id, today, cfg.encoding)
 
     mapped.quarantine.extend(rejected_rows)
     principals = mapped.principals.to_pandas().astype("str")

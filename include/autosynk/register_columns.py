@@ -68,6 +68,12 @@ class RegisterColumns:
     def records(self, entity: str) -> int:
         return self.tables[entity].num_rows
 
+    def hand_over(self) -> dict[str, pa.Table]:
+        """The tables, which this object no longer holds (so that whoever maps them can
+        let each go when done with it)."""
+        tables, self.tables = self.tables, {}
+        return tables
+
 
 def _row_text(trim: bool) -> Callable[[Any], str]:
     """How a value that goes into a Unikum row is kept (the row builder trims it or not)."""

@@ -282,6 +282,10 @@ def _relations(rel_type: str, a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.Tabl
     return pa.table({"type": pa.repeat(pa.scalar(rel_type), len(a)), "a": a, "b": b})
 
 
+#: the tables :func:`parties` and :func:`final_table` read, once the relations are resolved
+FINAL_READS = frozenset({"resolved"})
+
+
 def fixed_table(night: Night) -> pa.Table:
     rows = night.fixed_relations
     columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
