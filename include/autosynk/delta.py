@@ -136,13 +136,32 @@ def connection() -> duckdb.DuckDBPyConnection:
     return _database_of(os.getpid()).cursor()
 
 
+def release() -> None:
+    """Close this process's database, if it has one open: the memory DuckDB keeps for
+    reuse while it is open goes back, and its spill folder goes. A stage that used it
+    calls this when it ends; the next connection opens a fresh database."""
+    pid = os.getpid()
+    if _open.get(pid) is None:
+        return
+    database, spill = _open.pop(pid)
+    _database_of.cache_clear()
+    database.close()
+    shutil.rmtree(spill, ignore_errors=True)
+
+
+#: this process's open database and its spill folder
+_open: dict[int, tuple[duckdb.DuckDBPyConnection, str]] = {}
+
+
 @functools.cache
 def _database_of(pid: int) -> duckdb.DuckDBPyConnection:
     # what DuckDB spills is personal data: a folder only this user can read (0700),
     # removed when this process ends (and only by the process that made it)
     spill = tempfile.mkdtemp(prefix=f"autosynk-duckdb-{pid}-")
     atexit.register(_remove_spill, spill, pid)
-    return duckdb.connect(config={"memory_limit": MEMORY, "temp_directory": spill})
+    database = duckdb.connect(config={"memory_limit": MEMORY, "temp_directory": spill})
+    _open[pid] = (database, spill)
+    return database
 
 
 def _remove_spill(folder: str, pid: int) -> None:
