@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from autosynk.workspace import private_path
+
 PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash", "row"]
 DELIVERED_PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash"]
 RELATION_COLUMNS = ["type", "a", "b"]
@@ -427,16 +429,10 @@ def store(con: duckdb.DuckDBPyConnection, query: str, target: Path, row_group: i
     in a private temporary folder beside ``target``; it is made 0600, flushed and renamed
     in place, so a half-written file is never taken for a finished one.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     options = "FORMAT parquet" + (f", ROW_GROUP_SIZE {int(row_group)}" if row_group else "")
-    with tempfile.TemporaryDirectory(prefix=".part-", dir=target.parent) as private:
-        part = Path(private) / target.name
+    with private_path(target) as part:
         literal = str(part).replace("'", "''")
         found = con.execute(f"COPY ({query}) TO '{literal}' ({options})").fetchall()
-        part.chmod(0o600)
-        with part.open("rb") as handle:
-            os.fsync(handle.fileno())
-        part.replace(target)
     return int(found[0][0])
 
 
