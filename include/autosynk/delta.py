@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from autosynk.workspace import private_path
+
 PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash", "row"]
 DELIVERED_PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash"]
 RELATION_COLUMNS = ["type", "a", "b"]
@@ -136,13 +138,32 @@ def connection() -> duckdb.DuckDBPyConnection:
     return _database_of(os.getpid()).cursor()
 
 
+def release() -> None:
+    """Close this process's database, if it has one open: the memory DuckDB keeps for
+    reuse while it is open goes back, and its spill folder goes. A stage that used it
+    calls this when it ends; the next connection opens a fresh database."""
+    pid = os.getpid()
+    if _open.get(pid) is None:
+        return
+    database, spill = _open.pop(pid)
+    _database_of.cache_clear()
+    database.close()
+    shutil.rmtree(spill, ignore_errors=True)
+
+
+#: this process's open database and its spill folder
+_open: dict[int, tuple[duckdb.DuckDBPyConnection, str]] = {}
+
+
 @functools.cache
 def _database_of(pid: int) -> duckdb.DuckDBPyConnection:
     # what DuckDB spills is personal data: a folder only this user can read (0700),
     # removed when this process ends (and only by the process that made it)
     spill = tempfile.mkdtemp(prefix=f"autosynk-duckdb-{pid}-")
     atexit.register(_remove_spill, spill, pid)
-    return duckdb.connect(config={"memory_limit": MEMORY, "temp_directory": spill})
+    database = duckdb.connect(config={"memory_limit": MEMORY, "temp_directory": spill})
+    _open[pid] = (database, spill)
+    return database
 
 
 def _remove_spill(folder: str, pid: int) -> None:
@@ -408,16 +429,10 @@ def store(con: duckdb.DuckDBPyConnection, query: str, target: Path, row_group: i
     in a private temporary folder beside ``target``; it is made 0600, flushed and renamed
     in place, so a half-written file is never taken for a finished one.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
     options = "FORMAT parquet" + (f", ROW_GROUP_SIZE {int(row_group)}" if row_group else "")
-    with tempfile.TemporaryDirectory(prefix=".part-", dir=target.parent) as private:
-        part = Path(private) / target.name
+    with private_path(target) as part:
         literal = str(part).replace("'", "''")
         found = con.execute(f"COPY ({query}) TO '{literal}' ({options})").fetchall()
-        part.chmod(0o600)
-        with part.open("rb") as handle:
-            os.fsync(handle.fileno())
-        part.replace(target)
     return int(found[0][0])
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -18,7 +19,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -47,6 +48,8 @@ from autosynk.unikum import writer
 from autosynk.workspace import RunWorkspace, private_file
 
 log = logging.getLogger("autosynk")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: entity lists that may never be empty: an empty one is a broken export, not a quiet night
 REQUIRED_ENTITIES = ("organisations", "persons", "groups", "duties")
@@ -100,6 +103,21 @@ def _file_entry(path: Path) -> dict[str, Any]:
 
     size, digest = file_digest(path)
     return {"name": path.name, "size": size, "sha256": digest}
+
+
+def _releasing_duckdb(function: Callable[P, R]) -> Callable[P, R]:
+    """A stage that works in DuckDB hands its memory back when it ends (see
+    :func:`autosynk.delta.release`): a night's later stages in one process never add
+    up what each of them used."""
+
+    @functools.wraps(function)
+    def stage_function(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            delta_engine.release()
+
+    return stage_function
 
 
 def _run_or_fail(st: Staging, run_id: str) -> dict[str, Any]:
@@ -320,6 +338,7 @@ def _to_send(result: dict[str, Any]) -> tuple[int, str]:
 
 @stage("delta", _to_send)
 @collector_paused()
+@_releasing_duckdb
 def compute_delta(cfg: RunConfig, run_id: str, *, total: bool = False) -> dict[str, Any]:
     """Compare with the delivered state; write ``delta/``. Frozen once the package exists.
 
@@ -476,6 +495,7 @@ def _frozen_changes(ws: RunWorkspace) -> Changes:
 
 @stage("write", lambda result: (len(result.get("files", [])), "files"))
 @collector_paused()
+@_releasing_duckdb
 def write(
     cfg: RunConfig,
     run_id: str,
@@ -685,6 +705,7 @@ def _committed_rows(result: dict[str, Any]) -> tuple[int, str]:
 
 @stage("commit", _committed_rows)
 @collector_paused()
+@_releasing_duckdb
 def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     """Advance the delivered state to what this run delivered (one transaction)."""
     st = staging_for(cfg)

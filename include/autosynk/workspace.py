@@ -62,6 +62,21 @@ def private_file(path: Path) -> Iterator[BinaryIO]:
         raise
 
 
+@contextlib.contextmanager
+def private_path(path: Path) -> Iterator[Path]:
+    """A path in a private temporary folder beside ``path``, for a tool that writes a file
+    itself (DuckDB, a Parquet writer); on success the file is made 0600, flushed and
+    renamed to ``path``, so a half-written file is never taken for a finished one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".part-", dir=path.parent) as private:
+        part = Path(private) / path.name
+        yield part
+        part.chmod(PRIVATE)
+        with part.open("rb") as handle:
+            os.fsync(handle.fileno())
+        part.replace(path)
+
+
 def copy_private(source: Path, path: Path, chunk_bytes: int = 8 * 2**20) -> int:
     """Copy the file ``source`` to a local ``path`` as 0600, atomically, chunk by chunk.
 

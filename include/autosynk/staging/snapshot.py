@@ -19,8 +19,9 @@ import contextlib
 import io
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -39,7 +40,7 @@ from autosynk.delta import (
 )
 from autosynk.identity import mask
 from autosynk.staging.store import ChangeFrame, Changes, Staging, frame_rows
-from autosynk.workspace import RunWorkspace
+from autosynk.workspace import RunWorkspace, private_path
 
 log = logging.getLogger("autosynk")
 
@@ -96,6 +97,16 @@ def delivered_state(
         run_id,
         base_run or "(nothing committed)",
     )
+    if copy.folder.is_local:
+        # streamed from the database into the copy, which the delta then reads where it is
+        try:
+            written = copy.write_from(tag, st)
+        except Exception as exc:  # the copy is a shortcut, never a reason to fail
+            log.warning("run %s: could not write the delivered-state copy: %s", run_id, mask(exc))
+        else:
+            if written is not None:
+                return written
+        return st.delivered_tables()
     principals, relations = st.delivered_tables()
     try:
         copy.write(tag, principals, relations)
@@ -190,6 +201,20 @@ class DeliveredCopy:
             con.close()
         self._publish(tag, names, principals.num_rows, relations.num_rows)
 
+    def write_from(self, tag: StateTag, st: Staging) -> tuple[Source, Source] | None:
+        """Make the delivered state in ``st`` the copy of the state ``tag`` names, read
+        from the database batch by batch (a local work base); returns its files."""
+        names = self._new_names()
+        rows = [
+            _write_batches(self.folder.local_path(name), st.delivered_batches(which), columns)
+            for name, which, columns in (
+                (names[0], "principals", DELIVERED_PRINCIPAL_COLUMNS),
+                (names[1], "relations", RELATION_COLUMNS),
+            )
+        ]
+        self._publish(tag, names, *rows)
+        return self.sources(tag)
+
     def advance(self, base: StateTag, new: StateTag, changes: Changes, ws: RunWorkspace) -> bool:
         """Apply a committed run's ``changes`` to the copy of ``base``; False if there is none.
 
@@ -270,6 +295,18 @@ def _view_of(
     if isinstance(frame, pd.DataFrame):
         frame = arrow_table(frame, columns)
     view(con, name, frame, columns)
+
+
+def _write_batches(target: Path, batches: Iterator[pa.RecordBatch], columns: list[str]) -> int:
+    """Write record batches as the Parquet file ``target`` (one row group each) as
+    :func:`autosynk.delta.store` writes a query: privately, then renamed in place."""
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    rows = 0
+    with private_path(target) as part, pq.ParquetWriter(part, schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
 
 
 def _rows(source: Source) -> int:

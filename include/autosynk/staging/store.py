@@ -41,6 +41,8 @@ _BULK = 200_000
 _FRAME_ROWS = 50_000
 #: a Parquet file is read through a buffer of this size (bytes), not a row group at once
 _READ_BUFFER = 2**20
+#: delivered rows read from the database at a time
+_DELIVERED_BATCH = 2**17
 
 
 def _now() -> dt.datetime:
@@ -374,18 +376,42 @@ class Staging:
         t = schema.delivered_relation
         return sa.select(t.c.rel_type, t.c.a, t.c.b), ["type", "a", "b"]
 
+    def delivered_batches(
+        self, which: str, rows: int = _DELIVERED_BATCH
+    ) -> Iterator[pa.RecordBatch]:
+        """The delivered ``principals`` (kind, key, source_id, hash) or ``relations`` (type,
+        a, b), ``rows`` at a time: memory stays at a batch however large the state."""
+        query, columns = (
+            self._principals_query() if which == "principals" else self._relations_query()
+        )
+        return self._batches(query, columns, rows)
+
     def _table(self, query: sa.Select[Any], columns: list[str]) -> pa.Table:
+        schema = pa.schema([(c, pa.string()) for c in columns])
+        return pa.Table.from_batches(list(self._batches(query, columns)), schema)
+
+    def _batches(
+        self, query: sa.Select[Any], columns: list[str], rows: int = _DELIVERED_BATCH
+    ) -> Iterator[pa.RecordBatch]:
         # plain tuples, column by column: SQLAlchemy Row objects cost more than the query
         # itself at millions of rows
         with self.engine.connect() as conn:
             # constants only (row kinds): bound into the text
             sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            cursor.execute(sql)
-            rows = cursor.fetchall()
-            cursor.close()
-        arrays = [pa.array([row[i] for row in rows], pa.string()) for i in range(len(columns))]
-        return pa.table(dict(zip(columns, arrays, strict=True)))
+            dbapi = conn.connection.dbapi_connection
+            # PostgreSQL sends a plain cursor's whole result at once: a named (server-side)
+            # cursor sends it as it is fetched
+            named = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+            cursor = dbapi.cursor(name="autosynk_delivered") if named else dbapi.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(sql)
+                while found := cursor.fetchmany(rows):
+                    arrays = [
+                        pa.array([r[i] for r in found], pa.string()) for i in range(len(columns))
+                    ]
+                    yield pa.RecordBatch.from_arrays(arrays, names=columns)
+            finally:
+                cursor.close()
 
     # -- commit ------------------------------------------------------------------------
 
