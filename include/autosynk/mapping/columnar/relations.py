@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from autosynk.mapping.columnar.joins import among, distinct, join, lookup, stacked, where
+from autosynk.mapping.columnar.joins import (
+    among,
+    distinct,
+    join,
+    lookup,
+    sorted_distinct,
+    stacked,
+    where,
+)
 
 RELATIONS_SCHEMA = pa.schema([("type", pa.string()), ("a", pa.string()), ("b", pa.string())])
 
@@ -272,7 +280,8 @@ def by_identity_number(night: Night) -> None:
         # presence only through children who are sent (never reveals a protected child)
         _relations("external_user_in_school", presence["guardian_key"], presence["ext"]),
     ]
-    night.put("resolved", distinct(pa.concat_tables(t.cast(RELATIONS_SCHEMA) for t in resolved)))
+    # repeats are dropped by the final table's sort (a hash of 2.3 M rows costs memory)
+    night.put("resolved", pa.concat_tables(t.cast(RELATIONS_SCHEMA) for t in resolved))
     for rel_type, count in dropped.items():
         if count:
             night.counts[f"relations_skipped_{rel_type}"] += count
@@ -299,11 +308,13 @@ def parties(night: Night) -> pa.Array:
 
 
 def final_table(night: Night, dropped: list[str]) -> pa.Table:
-    """Every relation, less those of persons whose row could not be built, sorted (and
-    distinct: ``resolved`` is, and no fixed relation is of a type it holds)."""
-    table = pa.concat_tables([night.arrow["resolved"], distinct(night.arrow["fixed_relations"])])
+    """Every relation once, less those of persons whose row could not be built, sorted by
+    (type, a, b)."""
+    table = sorted_distinct(
+        pa.concat_tables([night.arrow["resolved"], night.arrow["fixed_relations"]])
+    )
     if dropped:
         gone = pc.or_(among(table["a"], dropped), among(table["b"], dropped))
         night.counts["relations_skipped_invalid_person_row"] += pc.sum(gone).as_py() or 0
         table = table.filter(pc.invert(gone))
-    return table.sort_by([("type", "ascending"), ("a", "ascending"), ("b", "ascending")])
+    return table
