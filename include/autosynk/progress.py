@@ -1,5 +1,4 @@
-"""One line per finished stage (stage, seconds, rows), logged and kept in the run ledger;
-and the memory the stage let go is given back before the next one runs.
+"""One line per finished stage (stage, seconds, rows), logged and kept in the run ledger.
 
 The line goes to the ``autosynk.progress`` logger: the CLI prints it as the night goes
 (``-q`` silences it), and in Airflow it is the task log's line for the stage. The same
@@ -9,13 +8,10 @@ figures land in the run ledger (``run.stages``), where the report reads time per
 from __future__ import annotations
 
 import functools
-import gc
 import logging
 import time
 from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
-
-import pyarrow as pa
 
 from autosynk.config import RunConfig
 from autosynk.errors import AutosynkError
@@ -54,7 +50,6 @@ def stage(name: str, count: Counter) -> Callable[[Callable[P, R]], Callable[P, R
                 _record_failure(cfg, run_id, f"{name}: {mask(str(exc))}")
                 raise
             seconds = time.perf_counter() - started
-            _give_back_memory()
             amount = count(result) if isinstance(result, dict) else None
             log.info("%s", line(name, seconds, amount))
             Staging(cfg.staging.url).record_stage(run_id, name, seconds, amount)
@@ -63,14 +58,6 @@ def stage(name: str, count: Counter) -> Callable[[Callable[P, R]], Callable[P, R
         return timed
 
     return decorate
-
-
-def _give_back_memory() -> None:
-    """Return what a finished stage let go to the system, before the next stage of the
-    same process runs: tables held in reference cycles, and the pages Arrow's allocator
-    keeps for reuse (the next stage's DuckDB and Python objects cannot reuse them)."""
-    gc.collect()
-    pa.default_memory_pool().release_unused()
 
 
 def _record_failure(cfg: RunConfig, run_id: str, message: str) -> None:
