@@ -37,12 +37,28 @@ def stacked(*columns: Column) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, pa.string())
 
 
+def positions(values: Column, keys: Column) -> Column:
+    """The row whose key is each value; null where there is none (one hash of the keys,
+    one probe per value: what every column of a left join on a unique key shares)."""
+    return pc.index_in(values, value_set=keys_of(keys))
+
+
 def lookup(values: Column, keys: Column, column: Column) -> Column:
     """``column`` at the row whose key is each value; null where there is none.
 
     A left join on a unique key (``keys``): ``LEFT JOIN t ON t.key = value``.
     """
-    return pc.take(column, pc.index_in(values, value_set=keys_of(keys)))
+    return pc.take(column, positions(values, keys))
+
+
+def lookups(keys: Column, column: Column, *values: Column) -> list[pa.ChunkedArray]:
+    """:func:`lookup` of each of several value columns in the same keys (hashed once)."""
+    found = pc.take(column, positions(stacked(*values), keys))
+    parts, start = [], 0
+    for value in values:
+        parts.append(found.slice(start, len(value)))
+        start += len(value)
+    return parts
 
 
 def among(values: Column, keys: Column | Sequence[str]) -> Column:

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from autosynk.identity import InvalidIdentity, mask, normalise
 from autosynk.mapping.columnar.identity import identity_numbers
-from autosynk.mapping.columnar.joins import among, lookup, stacked
+from autosynk.mapping.columnar.joins import among, positions, stacked
 
 if TYPE_CHECKING:
     from autosynk.mapping.columnar.night import Night
@@ -35,13 +35,14 @@ def resolve(night: Night) -> None:
         )
     )
     persons = night.arrow["persons"]
+    at = positions(needed, persons["id"])
     frame = pa.table(
         {
             "person": needed,
-            "civic_no": lookup(needed, persons["id"], persons["civic_no"]),
-            "status": lookup(needed, persons["id"], persons["status"]),
+            "civic_no": pc.take(persons["civic_no"], at),
+            "status": pc.take(persons["status"], at),
             "protected": among(needed, protected["id"]),
-            "present": among(needed, persons["id"]),
+            "present": pc.is_valid(at),
         }
     )
     del protected
@@ -106,24 +107,26 @@ def identity_keys(night: Night, needed: pa.Table) -> pa.Table:
         counts["dangling_person_references"] += int(dangling.sum())
     if excluded.any():
         counts["excluded_status_persons"] += int(excluded.sum())
-    persons = frame["person"].to_pylist()
+    person = frame["person"]
     # one entry per person, by register id (the order the persons were looked at)
     for at in np.flatnonzero(dangling | invalid).tolist():
         if present[at]:
-            night.quarantine("person", persons[at], f"identity number: {reasons[at]}")
+            night.quarantine("person", person[at].as_py(), f"identity number: {reasons[at]}")
         else:
             night.quarantine(
-                "person", persons[at], "referenced person is not in the register", "warning"
+                "person", person[at].as_py(), "referenced person is not in the register", "warning"
             )
     is_shared = pc.fill_null(pc.is_in(number, value_set=shared), False).to_numpy(
         zero_copy_only=False
     )
     if len(shared):
         holders = np.flatnonzero(present & is_shared).tolist()
-        for at in sorted(holders, key=lambda at: (numbers[at], persons[at])):
+        held = person.take(pa.array(holders, pa.int64())).to_pylist()
+        ids = dict(zip(holders, held, strict=True))
+        for at in sorted(holders, key=lambda at: (numbers[at], ids[at])):
             night.quarantine(
                 "person",
-                persons[at],
+                ids[at],
                 f"identity number {mask(numbers[at] or '')} is used by several person records",
             )
     sent = pa.array(eligible & ~is_shared)

@@ -22,6 +22,7 @@ from autosynk.mapping.columnar.joins import (
     distinct,
     join,
     lookup,
+    lookups,
     sorted_distinct,
     stacked,
     where,
@@ -236,12 +237,17 @@ def by_identity_number(night: Night) -> None:
     for every time the register names it.
     """
     key_of = night.arrow["key_of"]
-
-    def key(persons: pa.ChunkedArray) -> pa.ChunkedArray:
-        return lookup(persons, key_of["person"], key_of["key"])
-
     links = night.arrow["guardians"]
-    child_key, guardian_key = key(links["child"]), key(links["guardian"])
+    person_rel, person_pair = night.arrow["person_rel"], night.arrow["person_pair"]
+    child_key, guardian_key, rel_key, pair_a, pair_b = lookups(
+        key_of["person"],
+        key_of["key"],
+        links["child"],
+        links["guardian"],
+        person_rel["person"],
+        person_pair["a"],
+        person_pair["b"],
+    )
     sent = pc.fill_null(pc.not_equal(child_key, guardian_key), False)
     links = pa.table(
         {
@@ -253,9 +259,6 @@ def by_identity_number(night: Night) -> None:
         }
     )
     night.put("guardian_links", links)
-    person_rel, person_pair = night.arrow["person_rel"], night.arrow["person_pair"]
-    rel_key = key(person_rel["person"])
-    pair_a, pair_b = key(person_pair["a"]), key(person_pair["b"])
     pair_sent = pc.and_(pc.is_valid(pair_a), pc.is_valid(pair_b))
     dropped: Counter[str] = Counter()
     for types in (
@@ -270,6 +273,10 @@ def by_identity_number(night: Night) -> None:
         night.arrow["enrolled"].select(["person", "ext"]),
         ("child", "person"),
     )
+    # no two parts share a type, and person_rel and person_pair are distinct and stay so
+    # (no two persons share a key: a number that several carry is sent for none); the
+    # guardian links repeat as the register repeats them: the final table's sort drops
+    # repeats (cheaper than a hash of every row, which costs half a gigabyte in a city)
     resolved = [
         where(
             pa.table({"type": person_rel["type"], "a": rel_key, "b": person_rel["object"]}),
@@ -280,7 +287,6 @@ def by_identity_number(night: Night) -> None:
         # presence only through children who are sent (never reveals a protected child)
         _relations("external_user_in_school", presence["guardian_key"], presence["ext"]),
     ]
-    # repeats are dropped by the final table's sort (a hash of 2.3 M rows costs memory)
     night.put("resolved", pa.concat_tables(t.cast(RELATIONS_SCHEMA) for t in resolved))
     for rel_type, count in dropped.items():
         if count:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from autosynk.mapping.columnar.joins import among, first_by, lookup, where
+from autosynk.mapping.columnar.joins import among, first_by, lookup, positions, where
 from autosynk.mapping.columnar.relations import fixed_table, parties
 from autosynk.model import USER
 from autosynk.register import text
@@ -138,11 +138,12 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
     users = where(users.append_column("role", role), keep).sort_by("key")
     person = users["person"]
     persons = night.arrow["persons"]
+    at = positions(person, persons["id"])
     columns = {
         "person": person,
         "key": users["key"],
-        "given_name": lookup(person, persons["id"], persons["given_name"]),
-        "family_name": lookup(person, persons["id"], persons["family_name"]),
+        "given_name": pc.take(persons["given_name"], at),
+        "family_name": pc.take(persons["family_name"], at),
         "role": users["role"],
     }
     enrolled = night.arrow["enrolled"]
@@ -152,8 +153,9 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
         "pos",
         ["school_type", "school_year"],
     )
+    at = positions(person, grade["person"])
     for name in ("school_type", "school_year"):
-        columns[name] = lookup(person, grade["person"], grade[name])
+        columns[name] = pc.take(grade[name], at)
     addresses = night.arrow["person_addresses"]
     prefix = spec.address_type[:10]
     addresses = where(
@@ -161,9 +163,10 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
         pc.and_(among(addresses["parent"], person), pc.starts_with(addresses["type"], prefix)),
     )
     address = first_by(addresses, "parent", "pos", ["street", "postcode", "town"])
+    at = positions(person, address["parent"])
     for name in ("street", "postcode", "town"):
-        columns[name] = lookup(person, address["parent"], address[name])
-    columns["has_address"] = among(person, address["parent"])
+        columns[name] = pc.take(address[name], at)
+    columns["has_address"] = pc.is_valid(at)
     columns.update(_first_phones(night, person))
     emails = night.arrow["person_emails"]
     emails = where(
@@ -238,8 +241,12 @@ def _plain_rows(
     )
     empty = pa.array([""] * n, pa.string())
     # e-mail: per role, the first source with a value; it must be plain and an address
-    directory_mail = pa.array(
-        [None if (value := text(mail)) == "" else value for mail in mails], pa.string()
+    directory_mail = (
+        pa.nulls(n, pa.string())
+        if all(mail is None for mail in mails)
+        else pa.array(
+            [None if (value := text(mail)) == "" else value for mail in mails], pa.string()
+        )
     )
     candidate_of = {source: columns[f"email_{k}"] for k, source in enumerate(sources)}
     candidate_of["directory"] = pa.chunked_array([directory_mail])
