@@ -165,12 +165,9 @@ def _database_of(pid: int) -> duckdb.DuckDBPyConnection:
     # removed when this process ends (and only by the process that made it)
     spill = tempfile.mkdtemp(prefix=f"autosynk-duckdb-{pid}-")
     atexit.register(_remove_spill, spill, pid)
-    settings: dict[str, str | int] = {
-        "memory_limit": MEMORY,
-        "temp_directory": spill,
-        "threads": THREADS,
-    }
-    database = duckdb.connect(config=settings)
+    database = duckdb.connect(
+        config={"memory_limit": MEMORY, "temp_directory": spill, "threads": THREADS}
+    )
     _open[pid] = (database, spill)
     return database
 
