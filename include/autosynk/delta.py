@@ -123,9 +123,13 @@ class _Inputs:
 
 #: DuckDB's memory for the delta's joins, the writer's sorts and the delivered-state copy
 #: (this process's database): beyond it they spill to a private temporary folder, so a
-#: larger register costs disk and some time, not memory. At Stockholm scale a 1%-change
-#: night's relation join needs about 0.4 GB; spilling part of it costs ~0.5 s of CPU.
+#: larger register costs disk and time, not memory. A Stockholm-scale night fits (its
+#: largest join, the relations of a 1%-change night, needs about 0.45 GB); a national one
+#: spills. One thread: two threads' join and sort buffers need twice the memory, and at
+#: national scale the principals' join then fails within the limit; at Stockholm scale one
+#: thread costs no CPU and little time (these queries are mostly one scan each).
 MEMORY = "512MB"
+THREADS = 1
 
 
 def connection() -> duckdb.DuckDBPyConnection:
@@ -161,7 +165,9 @@ def _database_of(pid: int) -> duckdb.DuckDBPyConnection:
     # removed when this process ends (and only by the process that made it)
     spill = tempfile.mkdtemp(prefix=f"autosynk-duckdb-{pid}-")
     atexit.register(_remove_spill, spill, pid)
-    database = duckdb.connect(config={"memory_limit": MEMORY, "temp_directory": spill})
+    database = duckdb.connect(
+        config={"memory_limit": MEMORY, "temp_directory": spill, "threads": THREADS}
+    )
     _open[pid] = (database, spill)
     return database
 
@@ -291,15 +297,23 @@ def _by_type(
 
 #: one full outer join of tonight's and the delivered principals, keeping every row that
 #: matters: sent (new or changed), gone from tonight, forgotten or quarantined
+#: (the delivered rows are marked forgotten or held before the join: a join carrying
+#: only keys, kinds and hashes fits DuckDB's memory limit at national scale)
 _PRINCIPAL_DIFF = """
     CREATE TEMP TABLE principal_diff AS
     SELECT * FROM (
         SELECT t.n, t.key, t.kind, d.kind AS old_kind, d.key AS old_key, d.key IS NULL AS new,
                t.key IS NOT NULL AND (d.key IS NULL OR t.hash IS DISTINCT FROM d.hash)
                    AS changed,
-               coalesce(d.key IN (SELECT key FROM forgotten_rows), false) AS forget,
-               coalesce(d.source_id IN (SELECT key FROM held_ids), false) AS quarantined
-        FROM tp t FULL OUTER JOIN dp d ON t.key = d.key
+               coalesce(d.forget, false) AS forget,
+               coalesce(d.held, false) AS quarantined
+        FROM (SELECT n, key, kind, hash FROM tp) t
+        FULL OUTER JOIN (
+            SELECT kind, key, hash,
+                   key IN (SELECT key FROM forgotten_rows) AS forget,
+                   source_id IN (SELECT key FROM held_ids) AS held
+            FROM dp
+        ) d ON t.key = d.key
     )
     WHERE changed OR n IS NULL OR forget OR quarantined
 """
