@@ -11,6 +11,7 @@ closes, a person leaves the register, a number comes in another written form.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -685,9 +686,17 @@ def _records(
 ) -> st.SearchStrategy[list[dict[str, Any]]]:
     """Records with ids from the pool, each once; now and then one more with an odd id
     (a repeat, none, blank, padded, a number)."""
+    # one strategy per id and per list of ids, built once: a strategy built anew for
+    # every draw costs hypothesis more than the draw (most of a test's generation time)
+    make = functools.cache(make)
+
+    @functools.cache
+    def records(ids: tuple[Any, ...]) -> st.SearchStrategy[list[dict[str, Any]]]:
+        return st.tuples(*[make(i) for i in ids]).map(list)
+
     unique = st.permutations(pool).flatmap(
         lambda ids: st.integers(min_size, min(max_size, len(ids))).flatmap(
-            lambda n: st.tuples(*[make(i) for i in ids[:n]]).map(list)
+            lambda n: records(tuple(ids[:n]))
         )
     )
     odd = st.lists(_id(pool).flatmap(make), max_size=2)

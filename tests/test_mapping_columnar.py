@@ -100,7 +100,7 @@ def _both(
 
 
 @settings(
-    max_examples=400,
+    max_examples=2000,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -116,7 +116,7 @@ def test_dirty_registers_map_exactly_as_the_reference(register, spec, today, enc
 
 
 @settings(
-    max_examples=100,
+    max_examples=400,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

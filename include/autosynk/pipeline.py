@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import gc
 import hashlib
 import io
 import json
@@ -105,10 +106,12 @@ def _file_entry(path: Path) -> dict[str, Any]:
     return {"name": path.name, "size": size, "sha256": digest}
 
 
-def _releasing_duckdb(function: Callable[P, R]) -> Callable[P, R]:
-    """A stage that works in DuckDB hands its memory back when it ends (see
-    :func:`autosynk.delta.release`): a night's later stages in one process never add
-    up what each of them used."""
+def _gives_memory_back(function: Callable[P, R]) -> Callable[P, R]:
+    """A stage that works on millions of rows hands its memory back when it ends, so
+    that a night's later stages in one process never add up what each of them used:
+    DuckDB's database (see :func:`autosynk.delta.release`), tables held in reference
+    cycles, and the pages Arrow's allocator keeps for reuse (which neither DuckDB nor
+    Python objects can reuse)."""
 
     @functools.wraps(function)
     def stage_function(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -116,6 +119,8 @@ def _releasing_duckdb(function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
         finally:
             delta_engine.release()
+            gc.collect()
+            pa.default_memory_pool().release_unused()
 
     return stage_function
 
@@ -218,6 +223,7 @@ def extract(cfg: RunConfig, run_id: str) -> dict[str, Any]:
 
 @stage("transform", lambda result: (result["principals"] + result["relations"], "rows"))
 @collector_paused()
+@_gives_memory_back
 def transform(cfg: RunConfig, run_id: str, *, mentor_links: bool | None = None) -> dict[str, Any]:
     """Map and validate the snapshot into ``mapped/`` (principals, relations, quarantine).
 
@@ -241,9 +247,8 @@ def transform(cfg: RunConfig, run_id: str, *, mentor_links: bool | None = None) 
             "export as a night in which everyone left"
         )
     today = run["evaluation_date"] or evaluation_date_for(cfg)
-    mapped = map_columns(columns, mapping, cfg.organisation_id, today, cfg.encoding)
     sizes = {f"snapshot_{name}": columns.records(name) for name in ENTITIES}
-    del columns  # the register's tables, no longer needed
+    mapped = map_columns(columns, mapping, cfg.organisation_id, today, cfg.encoding)
 
     mapped.quarantine.extend(rejected_rows)
     principals = mapped.principals.to_pandas().astype("str")
@@ -339,7 +344,7 @@ def _to_send(result: dict[str, Any]) -> tuple[int, str]:
 
 @stage("delta", _to_send)
 @collector_paused()
-@_releasing_duckdb
+@_gives_memory_back
 def compute_delta(cfg: RunConfig, run_id: str, *, total: bool = False) -> dict[str, Any]:
     """Compare with the delivered state; write ``delta/``. Frozen once the package exists.
 
@@ -496,7 +501,7 @@ def _frozen_changes(ws: RunWorkspace) -> Changes:
 
 @stage("write", lambda result: (len(result.get("files", [])), "files"))
 @collector_paused()
-@_releasing_duckdb
+@_gives_memory_back
 def write(
     cfg: RunConfig,
     run_id: str,
@@ -706,7 +711,7 @@ def _committed_rows(result: dict[str, Any]) -> tuple[int, str]:
 
 @stage("commit", _committed_rows)
 @collector_paused()
-@_releasing_duckdb
+@_gives_memory_back
 def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     """Advance the delivered state to what this run delivered (one transaction)."""
     st = staging_for(cfg)

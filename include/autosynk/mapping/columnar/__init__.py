@@ -4,8 +4,9 @@ Reads like the spec (``../shared/spec/ss12000-to-unikum.md``): every record type
 indexed (:mod:`.index`), schools and classes chosen (:mod:`.schools`), every relation
 type is one join over the register's tables (:mod:`.relations`), persons are resolved to
 identity numbers (:mod:`.persons`) and the users' rows built (:mod:`.users`). The work is
-done by DuckDB over Arrow tables; Python only sees the few thousand schools and groups
-and, per exported person, the values of their row.
+done by Arrow's compute functions and joins over the register's tables (:mod:`.joins`),
+the same kernels for a small register and a city; Python only sees the few thousand
+schools and groups and, per exported person, the values of their row.
 
 Quarantine entries name the register record and the reason (ids masked); a quarantined
 record keeps its last delivered state (the delta holds it), it never becomes removals.

@@ -1,17 +1,10 @@
-"""One night's mapping: the steps in the spec's order, over one DuckDB connection."""
+"""One night's mapping: the steps in the spec's order, over the register's Arrow tables."""
 
 from __future__ import annotations
 
-import functools
-import os
-import re
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -26,16 +19,6 @@ from autosynk.register_columns import RegisterColumns
 PRINCIPALS_SCHEMA = pa.schema(
     [("kind", pa.string()), ("key", pa.string()), ("source_id", pa.string()), ("row", pa.string())]
 )
-
-
-#: DuckDB's memory for the mapping: beyond it, joins and sorts spill to disk (its
-#: default, most of the machine's memory, lets a city's joins hold gigabytes)
-MEMORY = "1GB"
-
-_WORD = re.compile(r"[a-z_]+")
-
-#: a register with fewer rows than this (all its tables) is mapped through views
-SMALL = 50_000
 
 
 @dataclass
@@ -64,19 +47,9 @@ class MappedTables:
 
 
 class Night:
-    """What every step shares: the spec, the date, the connection, what is reported."""
+    """What every step shares: the spec, the date, the tables, what is reported."""
 
-    def __init__(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        spec: MappingSpec,
-        organisation_id: str,
-        today: str,
-        encoding: str,
-        small: bool = False,
-    ) -> None:
-        self.con = con
-        self.small = small
+    def __init__(self, spec: MappingSpec, organisation_id: str, today: str, encoding: str) -> None:
         self.spec = spec
         self.organisation_id = organisation_id
         self.today = today
@@ -90,68 +63,33 @@ class Night:
         self.fixed_relations: list[tuple[str, str, str]] = []
         #: exported schools: organisation id -> (external id, school form)
         self.school_of: dict[str, tuple[str, str]] = {}
-        #: the Arrow tables named with :meth:`put`, and those DuckDB has been shown
+        #: the tables named with :meth:`put`
         self.arrow: dict[str, pa.Table] = {}
-        self._registered: set[str] = set()
 
     def quarantine(self, entity: str, source_id: str, reason: str, severity: str = "error") -> None:
         self.quarantine_entries.append(QuarantineEntry(entity, source_id, mask(reason), severity))
         self.counts[f"quarantine_{severity}"] += 1
 
-    def live(self, alias: str = "") -> str:
-        """SQL: ``startDate <= today <= endDate``, a missing bound being open (spec §10)."""
-        prefix = f"{alias}." if alias else ""
-        today = self.literal(self.today)
-        return (
-            f'({prefix}"start" IS NULL OR {prefix}"start" <= {today}) AND '
-            f'({prefix}"end" IS NULL OR {today} <= {prefix}"end")'
-        )
-
     def is_live(self, start: str | None, end: str | None) -> bool:
         return (start is None or start <= self.today) and (end is None or self.today <= end)
 
-    @staticmethod
-    def literal(value: str) -> str:
-        return "'" + value.replace("'", "''") + "'"
-
-    def among(self, values: list[str]) -> str:
-        """SQL: a list of string literals for ``IN (...)`` (matches nothing when empty)."""
-        if not values:
-            return "(NULL)"
-        return "(" + ", ".join(self.literal(v) for v in values) + ")"
-
-    def table(self, name: str, query: str) -> None:
-        """Name a query's result (a temporary table: it is read more than once)."""
-        self._reads(query)
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {query}")
+    def keep_only(self, names: frozenset[str]) -> None:
+        """Let go of every table but these (the steps that follow read no other)."""
+        for name in self.arrow.keys() - names:
+            del self.arrow[name]
 
     def put(self, name: str, table: pa.Table) -> None:
-        """Name an Arrow table; DuckDB reads it where it is once a query names it."""
+        """Name a table for the steps that follow."""
         self.arrow[name] = table
-        self._registered.discard(name)
-
-    def _reads(self, query: str) -> None:
-        """Show DuckDB the Arrow tables a query names (registering costs milliseconds:
-        most of a small register's time if every table were registered)."""
-        for name in set(_WORD.findall(query)) & self.arrow.keys() - self._registered:
-            self.con.register(name, self.arrow[name])
-            self._registered.add(name)
-
-    def arrow_of(self, query: str) -> pa.Table:
-        self._reads(query)
-        return self.con.sql(query).fetch_arrow_table()
 
     def live_mask(self, table: pa.Table) -> pa.ChunkedArray:
-        """:meth:`live` over an Arrow table's ``start`` and ``end`` columns."""
+        """``startDate <= today <= endDate``, a missing bound being open (spec §10), over
+        an Arrow table's ``start`` and ``end`` columns."""
         today = pa.scalar(self.today, pa.string())
         return pc.and_kleene(
             pc.or_kleene(pc.is_null(table["start"]), pc.less_equal(table["start"], today)),
             pc.or_kleene(pc.is_null(table["end"]), pc.less_equal(today, table["end"])),
         )
-
-    def rows_of(self, query: str) -> list[tuple[Any, ...]]:
-        self._reads(query)
-        return self.con.sql(query).fetchall()
 
 
 def map_columns(
@@ -161,17 +99,21 @@ def map_columns(
     today: str,
     encoding: str,
 ) -> MappedTables:
-    """Map one register. ``today`` is the evaluation date (``YYYY-MM-DD``, Europe/Stockholm)."""
-    small = sum(table.num_rows for table in columns.tables.values()) < SMALL
-    con = _database(os.getpid(), small).cursor()
+    """Map one register. ``today`` is the evaluation date (``YYYY-MM-DD``, Europe/Stockholm).
+
+    The register's tables are handed over (``columns`` holds none afterwards): each table
+    is let go as soon as the steps are done with it, so that a city's register, its
+    joins and the result are not all held at once.
+    """
+    night = Night(spec, organisation_id, today, encoding)
     try:
-        night = Night(con, spec, organisation_id, today, encoding, small)
-        index.index_records(night, columns)
+        index.index_records(night, columns.hand_over())
         school_rows = schools.map_schools(night)
         class_rows = schools.map_classes(night)
         relations.by_register_id(night)
         persons.resolve(night)
         relations.by_identity_number(night)
+        night.keep_only(users.READS | relations.FINAL_READS)
         user_rows, dropped = users.map_users(night, columns.directory)
         principals = pa.concat_tables(
             [_principals(school_rows), _principals(class_rows), user_rows.cast(PRINCIPALS_SCHEMA)]
@@ -184,25 +126,7 @@ def map_columns(
             counts=night.counts,
         )
     finally:
-        con.close()
-
-
-@functools.cache
-def _database(pid: int, small: bool) -> duckdb.DuckDBPyConnection:
-    """This process's in-memory DuckDB for the mapping (keyed by process id, as the
-    delta's: a forked worker must not use its parent's database).
-
-    A small register is mapped on one thread: waking a pool of threads costs more than
-    its queries do.
-    """
-    settings: dict[str, Any] = {
-        "preserve_insertion_order": False,
-        "memory_limit": MEMORY,
-        "temp_directory": str(Path(tempfile.gettempdir()) / f"autosynk-mapping-{pid}"),
-    }
-    if small:
-        settings["threads"] = 1
-    return duckdb.connect(config=settings)
+        night.arrow.clear()  # the night's tables, now (the night object is in a cycle)
 
 
 def _principals(rows: list[tuple[str, str, str, str]]) -> pa.Table:

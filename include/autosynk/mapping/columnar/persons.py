@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from autosynk.identity import InvalidIdentity, mask, normalise
 from autosynk.mapping.columnar.identity import identity_numbers
+from autosynk.mapping.columnar.joins import among, positions, stacked
 
 if TYPE_CHECKING:
     from autosynk.mapping.columnar.night import Night
@@ -23,13 +24,26 @@ if TYPE_CHECKING:
 def resolve(night: Night) -> None:
     """The table ``key_of`` (person, key); quarantine entries and counts."""
     protected = protected_persons(night)
-    frame = night.arrow_of(
-        "WITH needed AS (SELECT person FROM person_rel UNION SELECT a FROM person_pair "
-        "UNION SELECT b FROM person_pair UNION SELECT guardian FROM guardians "
-        "UNION SELECT child FROM guardians) "
-        "SELECT n.person, p.civic_no, p.status, (pr.id IS NOT NULL) AS protected, "
-        "(p.id IS NOT NULL) AS present FROM needed n "
-        "LEFT JOIN persons p ON p.id = n.person LEFT JOIN protected pr ON pr.id = n.person"
+    guardians = night.arrow["guardians"]
+    needed = pc.unique(
+        stacked(
+            night.arrow["person_rel"]["person"],
+            night.arrow["person_pair"]["a"],
+            night.arrow["person_pair"]["b"],
+            guardians["guardian"],
+            guardians["child"],
+        )
+    )
+    persons = night.arrow["persons"]
+    at = positions(needed, persons["id"])
+    frame = pa.table(
+        {
+            "person": needed,
+            "civic_no": pc.take(persons["civic_no"], at),
+            "status": pc.take(persons["status"], at),
+            "protected": among(needed, protected["id"]),
+            "present": pc.is_valid(at),
+        }
     )
     del protected
     night.counts["protected_persons_with_roles"] = pc.sum(frame["protected"]).as_py() or 0
@@ -68,46 +82,52 @@ def identity_keys(night: Night, needed: pa.Table) -> pa.Table:
     Not sent without a word: persons whose status is excluded (counted).
     """
     spec = night.spec
-    frame = needed.to_pandas()
-    frame = frame.sort_values("person", kind="stable", ignore_index=True)
-    numbers, reasons = identity_numbers(frame["civic_no"].fillna("").tolist())
-    frame["number"] = pd.Series(numbers, dtype=object)
-    frame["reason"] = reasons
-    candidate = frame["present"] & ~frame["protected"]
-    dangling = ~frame["present"] & ~frame["protected"]
-    excluded = candidate & frame["status"].isin(spec.excluded_person_status)
-    invalid = candidate & ~excluded & frame["number"].isna()
-    eligible = candidate & ~excluded & frame["number"].notna()
-    eligible_numbers = frame.loc[eligible, "number"]
-    shared_numbers = set(eligible_numbers[eligible_numbers.duplicated(keep=False)])
+    frame = needed.sort_by("person")  # the order the persons are looked at: by register id
+    numbers, reasons = identity_numbers(pc.fill_null(frame["civic_no"], "").combine_chunks())
+    number = pa.array(numbers, pa.string())
+    present = frame["present"].to_numpy()
+    unprotected = ~frame["protected"].to_numpy()
+    has_number = pc.is_valid(number).to_numpy(zero_copy_only=False)
+    candidate = present & unprotected
+    dangling = ~present & unprotected
+    excluded = (
+        candidate
+        & pc.fill_null(
+            pc.is_in(frame["status"], value_set=pa.array(spec.excluded_person_status, pa.string())),
+            False,
+        ).to_numpy()
+    )
+    invalid = candidate & ~excluded & ~has_number
+    eligible = candidate & ~excluded & has_number
+    eligible_numbers = number.filter(pa.array(eligible))
+    counted = pc.value_counts(eligible_numbers)
+    shared = counted.field("values").filter(pc.greater(counted.field("counts"), 1))
     counts = night.counts
     if dangling.any():
         counts["dangling_person_references"] += int(dangling.sum())
     if excluded.any():
         counts["excluded_status_persons"] += int(excluded.sum())
+    person = frame["person"]
     # one entry per person, by register id (the order the persons were looked at)
-    for person_id, present, reason in frame.loc[
-        dangling | invalid, ["person", "present", "reason"]
-    ].itertuples(index=False):
-        if present:
-            night.quarantine("person", person_id, f"identity number: {reason}")
+    for at in np.flatnonzero(dangling | invalid).tolist():
+        if present[at]:
+            night.quarantine("person", person[at].as_py(), f"identity number: {reasons[at]}")
         else:
             night.quarantine(
-                "person", person_id, "referenced person is not in the register", "warning"
+                "person", person[at].as_py(), "referenced person is not in the register", "warning"
             )
-    if shared_numbers:
-        holders = frame[frame["present"] & frame["number"].isin(shared_numbers)]
-        holders = holders.sort_values(["number", "person"], kind="stable")
-        for person_id, number in holders[["person", "number"]].itertuples(index=False):
+    is_shared = pc.fill_null(pc.is_in(number, value_set=shared), False).to_numpy(
+        zero_copy_only=False
+    )
+    if len(shared):
+        holders = np.flatnonzero(present & is_shared).tolist()
+        held = person.take(pa.array(holders, pa.int64())).to_pylist()
+        ids = dict(zip(holders, held, strict=True))
+        for at in sorted(holders, key=lambda at: (numbers[at], ids[at])):
             night.quarantine(
                 "person",
-                person_id,
-                f"identity number {mask(number)} is used by several person records",
+                ids[at],
+                f"identity number {mask(numbers[at] or '')} is used by several person records",
             )
-    sent = frame[eligible & ~frame["number"].isin(shared_numbers)]
-    return pa.table(
-        {
-            "person": pa.array(sent["person"].tolist(), pa.string()),
-            "key": pa.array(sent["number"].tolist(), pa.string()),
-        }
-    )
+    sent = pa.array(eligible & ~is_shared)
+    return pa.table({"person": frame["person"].filter(sent), "key": number.filter(sent)})

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from autosynk.mapping.columnar.relations import IN_RELATION, fixed_table
+from autosynk.mapping.columnar.joins import among, first_by, lookup, positions, where
+from autosynk.mapping.columnar.relations import fixed_table, parties
 from autosynk.model import USER
 from autosynk.register import text
 
@@ -25,6 +26,21 @@ if TYPE_CHECKING:
 
 STAFF, STUDENT, GUARDIAN = "staff", "student", "guardian"
 ROLES = (STAFF, STUDENT, GUARDIAN)
+#: the tables the user rows are built from (the night lets every other one go first)
+READS = frozenset(
+    {
+        "enrolled",
+        "guardian_links",
+        "key_of",
+        "person_addresses",
+        "person_emails",
+        "person_eppns",
+        "person_phones",
+        "persons",
+        "staff_duties",
+        "students",
+    }
+)
 
 
 #: RE2: a value the row builder passes through unchanged once trimmed: printable Latin-1
@@ -50,9 +66,8 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
     night.put("fixed_relations", fixed_table(night))
     sources = sorted({s for role in ROLES for s in getattr(spec.email, role) if s != "directory"})
     columns = _user_columns(night, sources)
-    night.put("users", columns.select(["person"]))
     keys, persons = columns["key"].to_pylist(), columns["person"].to_pylist()
-    entry_of = _directory(night, directory)
+    entry_of = _directory(night, directory, columns["person"])
     mails: list[Any] = [None] * columns.num_rows
     if entry_of is not None:
         for n, (person_id, key) in enumerate(zip(persons, keys, strict=True)):
@@ -109,61 +124,96 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
     """Every person sent as a user, by key: role, names, first school year, address,
     per e-mail source the first e-mail of that type, the first phone of each kind."""
     spec = night.spec
-    email_joins = "".join(
-        f" LEFT JOIN (SELECT parent, arg_min(value, pos) AS value FROM person_emails "
-        f"WHERE type = {night.literal(source)} AND value <> '' GROUP BY parent) e{n} "
-        f"ON e{n}.parent = k.person"
-        for n, source in enumerate(sources)
+    key_of = night.arrow["key_of"]
+    users = where(key_of, among(key_of["key"], parties(night)))
+    person = users["person"]
+    role = pc.if_else(
+        among(person, night.arrow["staff_duties"]["person"]),
+        STAFF,
+        pc.if_else(among(person, night.arrow["students"]["person"]), STUDENT, GUARDIAN),
     )
-    email_columns = "".join(f", e{n}.value AS email_{n}" for n in range(len(sources)))
-    prefix = night.literal(spec.address_type[:10])
+    links = night.arrow["guardian_links"]
+    guardian_role = where(links, links["sent"])["guardian"]
+    keep = pc.or_(pc.not_equal(role, GUARDIAN), among(person, guardian_role))
+    users = where(users.append_column("role", role), keep).sort_by("key")
+    person = users["person"]
+    persons = night.arrow["persons"]
+    at = positions(person, persons["id"])
+    columns = {
+        "person": person,
+        "key": users["key"],
+        "given_name": pc.take(persons["given_name"], at),
+        "family_name": pc.take(persons["family_name"], at),
+        "role": users["role"],
+    }
+    enrolled = night.arrow["enrolled"]
+    grade = first_by(
+        where(enrolled, pc.not_equal(enrolled["school_year"], "")),
+        "person",
+        "pos",
+        ["school_type", "school_year"],
+    )
+    at = positions(person, grade["person"])
+    for name in ("school_type", "school_year"):
+        columns[name] = pc.take(grade[name], at)
+    addresses = night.arrow["person_addresses"]
+    prefix = spec.address_type[:10]
+    addresses = where(
+        addresses,
+        pc.and_(among(addresses["parent"], person), pc.starts_with(addresses["type"], prefix)),
+    )
+    address = first_by(addresses, "parent", "pos", ["street", "postcode", "town"])
+    at = positions(person, address["parent"])
+    for name in ("street", "postcode", "town"):
+        columns[name] = pc.take(address[name], at)
+    columns["has_address"] = pc.is_valid(at)
+    columns.update(_first_phones(night, person))
+    emails = night.arrow["person_emails"]
+    emails = where(
+        emails, pc.and_(among(emails["parent"], person), pc.not_equal(emails["value"], ""))
+    )
+    for n, source in enumerate(sources):
+        first = first_by(
+            where(emails, pc.equal(emails["type"], source)), "parent", "pos", ["value"]
+        )
+        columns[f"email_{n}"] = lookup(person, first["parent"], first["value"])
+    return pa.table(columns)
+
+
+def _first_phones(night: Night, person: pa.ChunkedArray) -> dict[str, Any]:
+    """Per person: whether every number is plain (``phones_plain``), and the first phone,
+    mobile and work number that is not empty once compacted (and 00 written +)."""
+    phones = night.arrow["person_phones"]
+    phones = where(phones, among(phones["parent"], person))
+    values = phones["value"]
+    if night.spec.transforms.phone_normalise:
+        values = pc.replace_substring_regex(values, r"[ \-().\/]", "")
+        values = pc.replace_substring_regex(values, "^00", "+", max_replacements=1)
     plain = PLAIN if night.rows.latin1 else PLAIN_UTF8
-    normalised = (
-        "CASE WHEN starts_with(x, '00') THEN '+' || substr(x, 3) ELSE x END"
-        if spec.transforms.phone_normalise
-        else "x"
+    phones = pa.table(
+        {
+            "parent": phones["parent"],
+            "pos": phones["pos"],
+            "norm": values,
+            "plain": pc.match_substring_regex(phones["value"], plain),
+            "mobile": phones["mobile"],
+            "work": pc.equal(phones["type"], "Arbete"),
+        }
     )
-    compact = (
-        r"regexp_replace(value, '[ \-().\/]', '', 'g')"
-        if spec.transforms.phone_normalise
-        else "value"
-    )
-    return night.arrow_of(
-        f"WITH in_relation AS ({IN_RELATION}), "
-        "guardian_role AS (SELECT DISTINCT guardian AS person FROM guardian_links WHERE sent), "
-        "grade AS (SELECT person, arg_min(school_type, pos) AS school_type, "
-        "arg_min(school_year, pos) AS school_year "
-        "FROM enrolled WHERE school_year <> '' GROUP BY person), "
-        "phones AS (SELECT parent, "
-        f"bool_and(regexp_full_match(value, '{plain}')) AS phones_plain, "
-        "arg_min(norm, pos) FILTER (WHERE norm <> '' AND mobile) AS mobile, "
-        "arg_min(norm, pos) FILTER (WHERE norm <> '' AND NOT mobile AND type = 'Arbete') "
-        "AS work, "
-        "arg_min(norm, pos) FILTER (WHERE norm <> '' AND NOT mobile AND type <> 'Arbete') "
-        "AS phone "
-        f"FROM (SELECT *, {normalised} AS norm FROM (SELECT *, "
-        f"{compact} AS x FROM person_phones)) "
-        "GROUP BY parent), "
-        "users AS (SELECT k.person, k.key, p.given_name, p.family_name, "
-        "CASE WHEN k.person IN (SELECT person FROM staff_duties) THEN 'staff' "
-        "WHEN k.person IN (SELECT person FROM enrolled) THEN 'student' "
-        "ELSE 'guardian' END AS role, "
-        "g.school_type, g.school_year, a.street, a.postcode, a.town, "
-        "(a.parent IS NOT NULL) AS has_address, "
-        "coalesce(f.phones_plain, true) AS phones_plain, "
-        "coalesce(f.phone, '') AS phone, coalesce(f.mobile, '') AS mobile, "
-        "coalesce(f.work, '') AS work" + email_columns + " FROM key_of k "
-        "JOIN persons p ON p.id = k.person "
-        "LEFT JOIN grade g ON g.person = k.person "
-        "LEFT JOIN phones f ON f.parent = k.person "
-        "LEFT JOIN (SELECT parent, arg_min(street, pos) AS street, "
-        "arg_min(postcode, pos) AS postcode, arg_min(town, pos) AS town "
-        f"FROM person_addresses WHERE starts_with(type, {prefix}) GROUP BY parent) a "
-        "ON a.parent = k.person" + email_joins + " "
-        "WHERE k.key IN (SELECT a FROM in_relation)) "
-        "SELECT * FROM users WHERE role <> 'guardian' "
-        "OR person IN (SELECT person FROM guardian_role) ORDER BY key"
-    )
+    every = phones.group_by("parent", use_threads=False).aggregate([("plain", "all")])
+    columns = {
+        "phones_plain": pc.fill_null(lookup(person, every["parent"], every["plain_all"]), True)
+    }
+    phones = where(phones, pc.not_equal(phones["norm"], ""))
+    landline = pc.invert(phones["mobile"])
+    for name, chosen in (
+        ("phone", pc.and_kleene(landline, pc.invert(phones["work"]))),
+        ("mobile", phones["mobile"]),
+        ("work", pc.and_kleene(landline, phones["work"])),
+    ):
+        first = first_by(where(phones, chosen), "parent", "pos", ["norm"])
+        columns[name] = pc.fill_null(lookup(person, first["parent"], first["norm"]), "")
+    return columns
 
 
 def _plain(values: Any, pattern: str = PLAIN) -> Any:
@@ -191,8 +241,12 @@ def _plain_rows(
     )
     empty = pa.array([""] * n, pa.string())
     # e-mail: per role, the first source with a value; it must be plain and an address
-    directory_mail = pa.array(
-        [None if (value := text(mail)) == "" else value for mail in mails], pa.string()
+    directory_mail = (
+        pa.nulls(n, pa.string())
+        if all(mail is None for mail in mails)
+        else pa.array(
+            [None if (value := text(mail)) == "" else value for mail in mails], pa.string()
+        )
     )
     candidate_of = {source: columns[f"email_{k}"] for k, source in enumerate(sources)}
     candidate_of["directory"] = pa.chunked_array([directory_mail])
@@ -263,20 +317,19 @@ def _phones(night: Night, persons: list[str]) -> dict[str, list[tuple[str, str, 
         return {}
     if not persons:
         return {}
-    night.put("value_by_value", pa.table({"person": pa.array(persons, pa.string())}))
     phones: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
-    data = night.arrow_of(
-        "SELECT parent, value, type, mobile FROM person_phones "
-        "WHERE parent IN (SELECT person FROM value_by_value) ORDER BY parent, pos"
+    data = night.arrow["person_phones"]
+    data = where(data, among(data["parent"], persons)).sort_by(
+        [("parent", "ascending"), ("pos", "ascending")]
     )
     for parent, value, kind, mobile in zip(
-        *(data.column(n).to_pylist() for n in range(4)), strict=True
+        *(data[name].to_pylist() for name in ("parent", "value", "type", "mobile")), strict=True
     ):
         phones[parent].append((value, kind, mobile))
     return phones
 
 
-def _directory(night: Night, directory: list[dict[str, Any]] | None) -> Any:
+def _directory(night: Night, directory: list[dict[str, Any]] | None, users: pa.ChunkedArray) -> Any:
     """A person's directory entry: matched on the identity number, the register id or an
     eduPersonPrincipalName (in that order); None when the directory has no entries."""
     if not directory:
@@ -285,10 +338,11 @@ def _directory(night: Night, directory: list[dict[str, Any]] | None) -> Any:
     if not index:
         return None
     eppns: dict[str, list[str]] = defaultdict(list)
-    for parent, eppn in night.rows_of(
-        "SELECT parent, eppn FROM person_eppns WHERE parent IN (SELECT person FROM users) "
-        "ORDER BY parent, pos"
-    ):
+    data = night.arrow["person_eppns"]
+    data = where(data, among(data["parent"], users)).sort_by(
+        [("parent", "ascending"), ("pos", "ascending")]
+    )
+    for parent, eppn in zip(data["parent"].to_pylist(), data["eppn"].to_pylist(), strict=True):
         eppns[parent].append(eppn)
 
     def entry_of(person_id: str, key: str) -> dict[str, Any] | None:
