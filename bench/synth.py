@@ -381,6 +381,21 @@ def generate(
     return counts
 
 
+def already_generated(
+    out_dir: Path, scale: str, seed: int, today: dt.date | None = None
+) -> dict[str, int] | None:
+    """The counts of an unmutated register of this scale, seed and day already in
+    ``out_dir`` (its manifest says so), else None."""
+    try:
+        manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    wanted = {"scale": scale, "seed": seed, "today": (today or dt.date.today()).isoformat()}
+    if any(manifest.get(k) != v for k, v in wanted.items()) or manifest.get("mutations"):
+        return None
+    return dict(manifest["counts"])
+
+
 def mutate_one_percent(out_dir: Path, seed: int) -> dict[str, int]:
     """Apply one more day of ~1% changes to a register this module generated."""
     manifest = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))

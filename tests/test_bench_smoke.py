@@ -97,3 +97,24 @@ def test_mutation_changes_about_one_percent_and_keeps_ids(tmp_path):
     assert 0 < changed + len(set(new) - set(old)) < len(old) * 0.05
     numbers = [p["civicNo"]["value"] for p in after]
     assert len({normalise(n).value for n in numbers}) == len(numbers)
+
+
+@pytest.mark.parametrize(
+    ("manifest", "reused"),
+    [
+        ({"scale": "tiny", "seed": 1, "today": "2026-12-01", "mutations": []}, True),
+        ({"scale": "tiny", "seed": 1, "today": "2026-12-01", "mutations": [2]}, False),
+        ({"scale": "tiny", "seed": 2, "today": "2026-12-01", "mutations": []}, False),
+        ({"scale": "small", "seed": 1, "today": "2026-12-01", "mutations": []}, False),
+        ({"scale": "tiny", "seed": 1, "today": "2026-11-30", "mutations": []}, False),
+        (None, False),
+    ],
+)
+def test_a_register_is_reused_only_when_unmutated_and_of_the_same_scale_seed_and_day(
+    tmp_path, manifest, reused
+):
+    if manifest is not None:
+        manifest["counts"] = {"persons": 12}
+        (tmp_path / synth.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
+    found = synth.already_generated(tmp_path, "tiny", 1, today=synth.dt.date(2026, 12, 1))
+    assert found == ({"persons": 12} if reused else None)

@@ -9,12 +9,15 @@ same rows, in the same order, and the same counts, whether it reads pandas frame
 
 from __future__ import annotations
 
+import dataclasses
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -197,20 +200,44 @@ def test_compute_follows_the_rules(night: Night) -> None:
     assert result.counts == expected["counts"]
 
 
+def read(data: pa.Table | Path) -> pa.Table:
+    return pq.read_table(data) if isinstance(data, Path) else data
+
+
 @SETTINGS
-@given(night=nights())
-def test_diff_over_parquet_files_follows_the_rules(night: Night, tmp_path: Path) -> None:
+@given(night=nights(), to_files=st.booleans())
+def test_diff_over_parquet_files_follows_the_rules(
+    night: Night, to_files: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Parquet files in; tables out, or (``to_files``) Parquet files written by DuckDB."""
+    tmp_path = tmp_path_factory.mktemp("night")
     paths = []
     for name, data in zip(("p", "r", "dp", "dr"), frames(night), strict=True):
         path = tmp_path / f"{name}.parquet"
         data.to_parquet(path, index=False)  # as the transform and the copy write them
         paths.append(path)
     expected = reference(night)
-    result = delta.diff(
+    found = delta.diff(
         *paths,
         held_source_ids=night.held,
         protected_source_ids=night.protected_sources,
         protected_keys=night.protected_keys,
+        out=tmp_path / "delta" if to_files else None,
+    )
+    written = [found.principals, found.adds, found.removes]
+    written += [found.principal_deletes, found.relation_removes]
+    assert all(isinstance(data, Path) == to_files for data in written if data is not None)
+    if to_files:  # private files, nothing half-written left beside them
+        files = sorted((tmp_path / "delta").iterdir())
+        assert files == sorted(data for data in written if data is not None)
+        assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+    result = dataclasses.replace(
+        found,
+        principals=None if found.principals is None else read(found.principals),
+        adds=None if found.adds is None else read(found.adds),
+        removes=read(found.removes),
+        principal_deletes=read(found.principal_deletes),
+        relation_removes=read(found.relation_removes),
     )
     # None: every one of tonight's rows, as they are
     sent = night.principals if result.principals is None else rows(result.principals)

@@ -176,6 +176,35 @@ def test_zip_holds_both_files_deterministically(inputs: list[Path], tmp_path: Pa
     assert len(manifest["inputs"]) == 2
 
 
+def _writestr_zip(files: list[Path]) -> bytes:
+    """The zip as ``ZipFile.writestr`` builds it from whole files in memory (how packages
+    were built before they were streamed): the bytes must not have changed."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path in files:
+            info = zipfile.ZipInfo(path.name, date_time=(2025, 6, 15, 23, 30, 0))
+            info.create_system = 3
+            info.external_attr = (0o100000 | 0o600) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes(), compresslevel=9)
+    return buffer.getvalue()
+
+
+def test_a_streamed_zip_has_the_bytes_of_one_built_in_memory(tmp_path: Path, monkeypatch):
+    from autosynk.unikum import packaging
+
+    monkeypatch.setattr(packaging, "CHUNK", 4096)  # many chunks per member
+    folder = tmp_path / "files"
+    folder.mkdir()
+    rows = [f"{i:08d}\tÅsa {i % 97}\tÖberg\t{i * 7919 % 10007}" for i in range(20_000)]
+    files = [folder / f"{STEM}.principals", folder / f"{STEM}.relations", folder / "empty"]
+    files[0].write_bytes("\n".join(rows).encode())
+    files[1].write_bytes(bytes(range(256)) * 300)  # incompressible-ish, odd lengths
+    files[2].write_bytes(b"")
+    (built,) = build_package(files, STEM, "zip", tmp_path / "out")
+    assert built.read_bytes() == _writestr_zip(files)
+
+
 def test_zip_refuses_to_overwrite_a_different_package(inputs: list[Path], tmp_path: Path):
     out = tmp_path / "out"
     (built,) = build_package(inputs, STEM, "zip", out)

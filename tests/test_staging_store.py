@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pandas as pd
@@ -12,7 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from autosynk.errors import LockError, StateError
-from autosynk.staging import schema
+from autosynk.staging import schema, store
 from autosynk.staging.store import Changes, Staging, _alembic_config
 
 
@@ -145,12 +146,26 @@ def history_rows(staging: Staging) -> list[tuple[str | None, ...]]:
         (3, 5, 4, 2, 9, 6),
     ],
 )
+@pytest.mark.parametrize("form", ["frames", "files", "small batches"])
 def test_a_night_writes_history_only_for_changes_deletes_and_removes(
-    staging, new, changed, deleted, forgotten, added, removed
+    staging, new, changed, deleted, forgotten, added, removed, form, tmp_path, monkeypatch
 ):
+    """Changes as frames, as the Parquet files the pipeline passes, and read in batches of
+    three rows (history rows then come batch by batch: still in the order of the change)."""
+
+    def commit(run_id: str, night: Changes) -> None:
+        if form == "files":
+            for field in dataclasses.fields(night):
+                path = tmp_path / f"{run_id}-{field.name}.parquet"
+                getattr(night, field.name).to_parquet(path, index=False)
+                setattr(night, field.name, path)
+        staging.commit(run_id, night)
+
+    if form == "small batches":
+        monkeypatch.setattr(store, "_FRAME_ROWS", 3)
     size = 40
     deliver(staging, "n1", base=None)
-    staging.commit(
+    commit(
         "n1",
         changes(upserts=[pupil(i) for i in range(size)], adds=[in_class(i) for i in range(size)]),
     )
@@ -163,7 +178,7 @@ def test_a_night_writes_history_only_for_changes_deletes_and_removes(
     forgotten_ids = range(changed + deleted, changed + deleted + forgotten)
     removed_ids = range(size - removed, size)
     deliver(staging, "n2", base="n1")
-    staging.commit(
+    commit(
         "n2",
         changes(
             upserts=[pupil(i, "h2") for i in changed_ids] + [pupil(size + i) for i in range(new)],
@@ -177,6 +192,14 @@ def test_a_night_writes_history_only_for_changes_deletes_and_removes(
 
     written = history_rows(staging)
     assert len(written) == changed + deleted + 2 * forgotten + removed
+    # in the order changes happen: principal deletes, changes, relation removes
+    assert [op for _, op, _, b, _ in written] == (
+        ["delete"] * deleted
+        + ["forget"] * forgotten
+        + ["change"] * changed
+        + ["remove"] * removed
+        + ["forget"] * forgotten
+    )
     assert sorted(written) == sorted(
         [("n2", "change", f"p{i}", "", "n1") for i in changed_ids]
         + [("n2", "delete", f"p{i}", "", "n1") for i in deleted_ids]

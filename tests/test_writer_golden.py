@@ -7,6 +7,7 @@ Regenerate with ``AUTOSYNK_REGENERATE_GOLDEN=1 pytest tests/test_writer_golden.p
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -64,3 +65,41 @@ def test_golden_covers_every_row_and_relation_type():
     from autosynk.model import RELATION_ORDER
 
     assert {line.split("\t")[1] for line in relations} == set(RELATION_ORDER)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "iso-8859-1"])
+def test_files_written_from_parquet_in_small_batches_are_the_golden_bytes(
+    encoding, tmp_path, monkeypatch
+):
+    """The write stage's way: the delta's Parquet files, streamed and written a few lines at
+    a time (batches of 7 rows here), give the same bytes as frames in memory."""
+    from autosynk.unikum import writer
+
+    monkeypatch.setattr(writer, "BATCH_ROWS", 7)
+    spec = load_mapping().model_copy(update={"administrator_duty_roles": ["Förskollärare"]})
+    mapped = map_register(
+        Snapshot(entities=tiny.register()), spec, tiny.ORG, "2026-11-28", encoding
+    )
+    frames = {
+        "principals": pd.DataFrame(mapped.principals, columns=["kind", "key", "source_id", "row"]),
+        # unsorted on purpose: the writer orders them
+        "adds": pd.DataFrame(sorted(mapped.relations, reverse=True), columns=["type", "a", "b"]),
+        "removes": pd.DataFrame(
+            [("student_in_class", tiny.C1, "6a"), ("class_in_school", "6a", "u1")],
+            columns=["type", "a", "b"],
+        ),
+    }
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = tmp_path / f"{name}.parquet"
+        frame.to_parquet(paths[name], index=False)
+    out = {".principals": io.BytesIO(), ".relations": io.BytesIO()}
+    writer.write_principals(
+        paths["principals"], FileFormat(), encoding, out[".principals"], batch_rows=7
+    )
+    writer.write_relations(
+        paths["adds"], paths["removes"], FileFormat(), encoding, out[".relations"], batch_rows=7
+    )
+    stem = f"Exempelby_20261128_2030_{encoding}"
+    for suffix, data in out.items():
+        assert data.getvalue() == (GOLDEN / f"{stem}{suffix}").read_bytes()

@@ -13,15 +13,18 @@ Rows to send and relations to add keep tonight's order (the transform writes rel
 sorted by type, a, b); removes and deletes are sorted, so the same inputs always give the
 same frames whichever store the delivered state was read from. :func:`diff` reads its
 inputs where they are (Parquet files on a local disk, or Arrow tables) and answers in
-Arrow.
+Arrow, or in Parquet files DuckDB writes itself (the pipeline's way: memory stays at
+DuckDB's limit, :data:`MEMORY`, however large the register).
 """
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
@@ -30,6 +33,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+
+from autosynk.workspace import private_path
 
 PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash", "row"]
 DELIVERED_PRINCIPAL_COLUMNS = ["kind", "key", "source_id", "hash"]
@@ -41,17 +46,18 @@ Source: TypeAlias = Path | pa.Table
 
 @dataclass
 class TableDelta:
-    """The delta in Arrow. ``None`` means *all of tonight's rows, as they are*.
+    """The delta in Arrow tables or Parquet files. ``None`` means *all of tonight's rows, as
+    they are*.
 
     On a first night (an empty delivered state) everything is new: the caller then reuses
     tonight's frame (or file) instead of a copy of it.
     """
 
-    principals: pa.Table | None  # rows to send: kind, key, source_id, hash, row
-    adds: pa.Table | None  # type, a, b
-    removes: pa.Table  # type, a, b
-    principal_deletes: pa.Table  # kind, key, op (delete | forget)
-    relation_removes: pa.Table  # type, a, b, op (remove | forget)
+    principals: Source | None  # rows to send: kind, key, source_id, hash, row
+    adds: Source | None  # type, a, b
+    removes: Source  # type, a, b
+    principal_deletes: Source  # kind, key, op (delete | forget)
+    relation_removes: Source  # type, a, b, op (remove | forget)
     tonight_principals: int
     tonight_relations: int
     counts: dict[str, int] = field(default_factory=dict)
@@ -69,8 +75,13 @@ def diff(
     held_source_ids: Iterable[str],
     protected_source_ids: Iterable[str],
     protected_keys: Iterable[str],
+    out: Path | None = None,
 ) -> TableDelta:
-    """Compare tonight (``principals``, ``relations``) with the delivered state."""
+    """Compare tonight (``principals``, ``relations``) with the delivered state.
+
+    The delta comes as Arrow tables, or, given a local folder ``out``, as Parquet files
+    written there by DuckDB (never whole in memory, whatever their size).
+    """
     inputs = _Inputs(
         principals,
         relations,
@@ -82,7 +93,7 @@ def diff(
     )
     con = inputs.connect()
     try:
-        return _diff(con, inputs)
+        return _diff(con, out)
     finally:
         con.close()
 
@@ -110,6 +121,17 @@ class _Inputs:
         return con
 
 
+#: DuckDB's memory for the delta's joins, the writer's sorts and the delivered-state copy
+#: (this process's database): beyond it they spill to a private temporary folder, so a
+#: larger register costs disk and time, not memory. A Stockholm-scale night fits (its
+#: largest join, the relations of a 1%-change night, needs about 0.45 GB); a national one
+#: spills. One thread: two threads' join and sort buffers need twice the memory, and at
+#: national scale the principals' join then fails within the limit; at Stockholm scale one
+#: thread costs no CPU and little time (these queries are mostly one scan each).
+MEMORY = "512MB"
+THREADS = 1
+
+
 def connection() -> duckdb.DuckDBPyConnection:
     """A connection of its own (close it after use) to this process's in-memory DuckDB.
 
@@ -120,20 +142,55 @@ def connection() -> duckdb.DuckDBPyConnection:
     return _database_of(os.getpid()).cursor()
 
 
+def release() -> None:
+    """Close this process's database, if it has one open: the memory DuckDB keeps for
+    reuse while it is open goes back, and its spill folder goes. A stage that used it
+    calls this when it ends; the next connection opens a fresh database."""
+    pid = os.getpid()
+    if _open.get(pid) is None:
+        return
+    database, spill = _open.pop(pid)
+    _database_of.cache_clear()
+    database.close()
+    shutil.rmtree(spill, ignore_errors=True)
+
+
+#: this process's open database and its spill folder
+_open: dict[int, tuple[duckdb.DuckDBPyConnection, str]] = {}
+
+
 @functools.cache
 def _database_of(pid: int) -> duckdb.DuckDBPyConnection:
-    return duckdb.connect()
+    # what DuckDB spills is personal data: a folder only this user can read (0700),
+    # removed when this process ends (and only by the process that made it)
+    spill = tempfile.mkdtemp(prefix=f"autosynk-duckdb-{pid}-")
+    atexit.register(_remove_spill, spill, pid)
+    database = duckdb.connect(
+        config={"memory_limit": MEMORY, "temp_directory": spill, "threads": THREADS}
+    )
+    _open[pid] = (database, spill)
+    return database
 
 
-def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
+def _remove_spill(folder: str, pid: int) -> None:
+    if os.getpid() == pid:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _diff(con: duckdb.DuckDBPyConnection, out: Path | None) -> TableDelta:
     def row(sql: str) -> tuple[int, ...]:
         return tuple(int(v) for v in con.execute(sql).fetchall()[0])
 
     def count(sql: str) -> int:
         return row(sql)[0]
 
-    def table(sql: str) -> pa.Table:
-        return con.sql(sql).to_arrow_table()
+    def result(sql: str, name: str) -> tuple[Source, int]:
+        """The rows ``sql`` selects: a table, or (``out``) a Parquet file written there."""
+        if out is None:
+            table = con.sql(sql).to_arrow_table()
+            return table, table.num_rows
+        path = out / f"{name}.parquet"
+        return path, store(con, sql, path)
 
     tonight_principals = count("SELECT count(*) FROM tp")
     tonight_relations = count("SELECT count(*) FROM tr")
@@ -141,46 +198,45 @@ def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
 
     con.execute(_FORGOTTEN)
     con.execute(_REL)
-    relation_diff = None
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        if delivered_relations:  # the largest join, on the other core meanwhile
-            forgotten = table("SELECT key FROM forgotten")
-            relation_diff = pool.submit(_relation_diff, inputs, forgotten)
-        # principals: only keys and hashes are compared; rows are fetched for what is sent
-        con.execute(_PRINCIPAL_DIFF)
-        con.execute(_KEY_SETS)
-        sent, new = row("SELECT count(*), count(*) FILTER (WHERE new) FROM send")
-        to_send = None
-        if sent != tonight_principals:
-            to_send = table(_ROWS_TO_SEND)
-        if relation_diff is not None:
-            con.register("relation_diff_found", relation_diff.result())
+    # principals: only keys and hashes are compared; rows are fetched for what is sent
+    con.execute(_PRINCIPAL_DIFF)
+    con.execute(_KEY_SETS)
+    sent, new = row("SELECT count(*), count(*) FILTER (WHERE new) FROM send")
+    to_send = None
+    if sent != tonight_principals:
+        to_send, _ = result(_ROWS_TO_SEND, "principals")
 
-    # relations
-    if relation_diff is None:  # nothing delivered: every relation of tonight is new
+    # relations: the largest join, one at a time (two at once would need twice the memory)
+    if not delivered_relations:  # nothing delivered: every relation of tonight is new
+        added_from = "rel"
         con.execute(_EMPTY_GONE)
         added = count("SELECT count(*) FROM rel")
         adds = None
         if added != tonight_relations:
-            adds = table("SELECT type, a, b FROM rel ORDER BY n")
+            adds, _ = result("SELECT type, a, b FROM rel ORDER BY n", "adds")
     else:
-        con.execute("CREATE TEMP TABLE relation_diff AS SELECT * FROM relation_diff_found")
+        added_from = "relation_diff WHERE added"
+        con.execute(f"CREATE TEMP TABLE relation_diff AS {_DIFF}")
         added = count("SELECT count(*) FROM relation_diff WHERE added")
         adds = None
         if added != tonight_relations:
-            adds = table("SELECT type, a, b FROM relation_diff WHERE added ORDER BY n")
+            adds, _ = result("SELECT type, a, b FROM relation_diff WHERE added ORDER BY n", "adds")
         con.execute(_GONE)
     held_keys = count("SELECT count(*) FROM held")
     con.execute(_HOLD if held_keys else _NO_HOLD)
-    removes = table("SELECT type, a, b FROM gone WHERE NOT forget AND NOT hold ORDER BY type, a, b")
-    relation_removes = table(
+    removes, removed = result(
+        "SELECT type, a, b FROM gone WHERE NOT forget AND NOT hold ORDER BY type, a, b", "removes"
+    )
+    relation_removes, _ = result(
         "SELECT type, a, b, CASE WHEN forget THEN 'forget' ELSE 'remove' END AS op "
-        "FROM gone WHERE NOT hold ORDER BY forget, type, a, b"
+        "FROM gone WHERE NOT hold ORDER BY forget, type, a, b",
+        "relation-removes",
     )
     con.execute(_DROPPED)
-    principal_deletes = table(
+    principal_deletes, _ = result(
         "SELECT kind, key, 'delete' AS op FROM dropped "
-        "UNION ALL SELECT kind, key, 'forget' FROM forgotten_rows ORDER BY op, key"
+        "UNION ALL SELECT kind, key, 'forget' FROM forgotten_rows ORDER BY op, key",
+        "principal-deletes",
     )
     held_relations, forgotten_relations = row(
         "SELECT count(*) FILTER (WHERE hold), count(*) FILTER (WHERE forget) FROM gone"
@@ -191,7 +247,7 @@ def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
         "principals_changed": sent - new,
         "principals_dropped": count("SELECT count(*) FROM dropped"),
         "relations_added": added,
-        "relations_removed": removes.num_rows,
+        "relations_removed": removed,
         "held_keys": held_keys,
         "relations_held": held_relations,
         "forgotten_keys": count("SELECT count(*) FROM forgotten_rows"),
@@ -199,7 +255,7 @@ def _diff(con: duckdb.DuckDBPyConnection, inputs: _Inputs) -> TableDelta:
         "delivered_relations_before": delivered_relations,
     }
     return TableDelta(
-        by_type=_by_type(con, "rel" if relation_diff is None else "relation_diff WHERE added"),
+        by_type=_by_type(con, added_from),
         principals=to_send,
         adds=adds,
         removes=removes,
@@ -236,35 +292,28 @@ def _by_type(
     return out
 
 
-def _relation_diff(inputs: _Inputs, forgotten: pa.Table) -> pa.Table:
-    """Relations only tonight (``added``) or only delivered, in a connection of its own.
-
-    Run beside the principals' joins: the mapped files hold a row group or three, so a
-    scan of one keeps a single core busy, and the two joins together use both.
-    """
-    con = inputs.connect()
-    try:
-        con.register("forgotten", forgotten)
-        con.execute(_REL)
-        return con.sql(_DIFF).to_arrow_table()
-    finally:
-        con.close()
-
-
 # Keys and ids are never NULL (the staging columns are NOT NULL, the mapping always sets
 # them), so IN / NOT IN below need no NULL care.
 
 #: one full outer join of tonight's and the delivered principals, keeping every row that
 #: matters: sent (new or changed), gone from tonight, forgotten or quarantined
+#: (the delivered rows are marked forgotten or held before the join: a join carrying
+#: only keys, kinds and hashes fits DuckDB's memory limit at national scale)
 _PRINCIPAL_DIFF = """
     CREATE TEMP TABLE principal_diff AS
     SELECT * FROM (
         SELECT t.n, t.key, t.kind, d.kind AS old_kind, d.key AS old_key, d.key IS NULL AS new,
                t.key IS NOT NULL AND (d.key IS NULL OR t.hash IS DISTINCT FROM d.hash)
                    AS changed,
-               coalesce(d.key IN (SELECT key FROM forgotten_rows), false) AS forget,
-               coalesce(d.source_id IN (SELECT key FROM held_ids), false) AS quarantined
-        FROM tp t FULL OUTER JOIN dp d ON t.key = d.key
+               coalesce(d.forget, false) AS forget,
+               coalesce(d.held, false) AS quarantined
+        FROM (SELECT n, key, kind, hash FROM tp) t
+        FULL OUTER JOIN (
+            SELECT kind, key, hash,
+                   key IN (SELECT key FROM forgotten_rows) AS forget,
+                   source_id IN (SELECT key FROM held_ids) AS held
+            FROM dp
+        ) d ON t.key = d.key
     )
     WHERE changed OR n IS NULL OR forget OR quarantined
 """
@@ -385,6 +434,20 @@ def view(
         )
     else:
         con.execute(f"CREATE TEMP VIEW {name} AS SELECT {names} FROM read_parquet('{path}')")  # noqa: S608
+
+
+def store(con: duckdb.DuckDBPyConnection, query: str, target: Path, row_group: int = 0) -> int:
+    """Write what ``query`` selects as the Parquet file ``target``; returns its rows.
+
+    DuckDB writes the file itself (in the query's order, in parallel, no table in memory)
+    in a private temporary folder beside ``target``; it is made 0600, flushed and renamed
+    in place, so a half-written file is never taken for a finished one.
+    """
+    options = "FORMAT parquet" + (f", ROW_GROUP_SIZE {int(row_group)}" if row_group else "")
+    with private_path(target) as part:
+        literal = str(part).replace("'", "''")
+        found = con.execute(f"COPY ({query}) TO '{literal}' ({options})").fetchall()
+    return int(found[0][0])
 
 
 def _key_table(values: Iterable[str]) -> pa.Table:

@@ -9,20 +9,25 @@ directory (see :mod:`autosynk.workspace`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
+import gc
 import hashlib
 import io
 import json
 import logging
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from upath import UPath
 
 from autosynk import delta as delta_engine
 from autosynk import plans
@@ -39,11 +44,13 @@ from autosynk.register_columns import read_columns
 from autosynk.sources import ENTITIES
 from autosynk.sources.snapshot import take_snapshot
 from autosynk.staging import snapshot
-from autosynk.staging.store import Changes, Staging
+from autosynk.staging.store import ChangeFrame, Changes, Staging, frame_rows
 from autosynk.unikum import writer
-from autosynk.workspace import RunWorkspace, write_private
+from autosynk.workspace import RunWorkspace, private_file
 
 log = logging.getLogger("autosynk")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 #: entity lists that may never be empty: an empty one is a broken export, not a quiet night
 REQUIRED_ENTITIES = ("organisations", "persons", "groups", "duties")
@@ -91,8 +98,31 @@ def _row_hash(rows: pd.Series) -> pd.Series:
     return rows.map(lambda row: hashlib.blake2b(row.encode(), digest_size=16).hexdigest())
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def _file_entry(path: Path) -> dict[str, Any]:
+    """A packaged file's name, size and sha256 (read chunk by chunk)."""
+    from autosynk.unikum.packaging import file_digest
+
+    size, digest = file_digest(path)
+    return {"name": path.name, "size": size, "sha256": digest}
+
+
+def _gives_memory_back(function: Callable[P, R]) -> Callable[P, R]:
+    """A stage that works on millions of rows hands its memory back when it ends, so
+    that a night's later stages in one process never add up what each of them used:
+    DuckDB's database (see :func:`autosynk.delta.release`), tables held in reference
+    cycles, and the pages Arrow's allocator keeps for reuse (which neither DuckDB nor
+    Python objects can reuse)."""
+
+    @functools.wraps(function)
+    def stage_function(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            delta_engine.release()
+            gc.collect()
+            pa.default_memory_pool().release_unused()
+
+    return stage_function
 
 
 def _run_or_fail(st: Staging, run_id: str) -> dict[str, Any]:
@@ -193,6 +223,7 @@ def extract(cfg: RunConfig, run_id: str) -> dict[str, Any]:
 
 @stage("transform", lambda result: (result["principals"] + result["relations"], "rows"))
 @collector_paused()
+@_gives_memory_back
 def transform(cfg: RunConfig, run_id: str, *, mentor_links: bool | None = None) -> dict[str, Any]:
     """Map and validate the snapshot into ``mapped/`` (principals, relations, quarantine).
 
@@ -216,9 +247,8 @@ def transform(cfg: RunConfig, run_id: str, *, mentor_links: bool | None = None) 
             "export as a night in which everyone left"
         )
     today = run["evaluation_date"] or evaluation_date_for(cfg)
-    mapped = map_columns(columns, mapping, cfg.organisation_id, today, cfg.encoding)
     sizes = {f"snapshot_{name}": columns.records(name) for name in ENTITIES}
-    del columns  # the register's tables, no longer needed
+    mapped = map_columns(columns, mapping, cfg.organisation_id, today, cfg.encoding)
 
     mapped.quarantine.extend(rejected_rows)
     principals = mapped.principals.to_pandas().astype("str")
@@ -314,6 +344,7 @@ def _to_send(result: dict[str, Any]) -> tuple[int, str]:
 
 @stage("delta", _to_send)
 @collector_paused()
+@_gives_memory_back
 def compute_delta(cfg: RunConfig, run_id: str, *, total: bool = False) -> dict[str, Any]:
     """Compare with the delivered state; write ``delta/``. Frozen once the package exists.
 
@@ -330,31 +361,32 @@ def compute_delta(cfg: RunConfig, run_id: str, *, total: bool = False) -> dict[s
     quarantine = _read_frame(ws, "mapped", "quarantine.parquet")
     protected = _read_frame(ws, "mapped", "protected.parquet")
     base_run = st.last_committed_run()
-    result = delta_engine.diff(
-        mapped_source(ws, "principals.parquet"),
-        mapped_source(ws, "relations.parquet"),
-        *snapshot.delivered_state(cfg.work_base, st, base_run, run_id),
-        held_source_ids=quarantine.loc[quarantine["severity"] == "error", "source_id"],
-        protected_source_ids=protected["source_id"],
-        protected_keys=protected["key"],
-    )
-    # Where every row of tonight's file is to be sent (a first night, a total), the file
-    # itself is the delta file: linked or copied, not decoded and encoded again.
-    sent = None if result.principals is None else _parquet(result.principals)
-    added = None if result.adds is None else _parquet(result.adds)
-    _delta_file(ws, None if total else sent, "principals.parquet", "principals")
-    _delta_file(ws, sent, "principals.parquet", "state-principal-upserts")
-    _delta_file(ws, None if total else added, "relations.parquet", "adds")
-    _delta_file(ws, added, "relations.parquet", "state-relation-adds")
-    ws.write_bytes(_parquet(result.removes), "delta", "removes.parquet")
-    ws.write_bytes(_parquet(result.principal_deletes), "delta", "state-principal-deletes.parquet")
-    ws.write_bytes(_parquet(result.relation_removes), "delta", "state-relation-removes.parquet")
+    with _delta_parts(ws) as parts:
+        result = delta_engine.diff(
+            mapped_source(ws, "principals.parquet"),
+            mapped_source(ws, "relations.parquet"),
+            *snapshot.delivered_state(cfg.work_base, st, base_run, run_id),
+            held_source_ids=quarantine.loc[quarantine["severity"] == "error", "source_id"],
+            protected_source_ids=protected["source_id"],
+            protected_keys=protected["key"],
+            out=parts,
+        )
+        # Where every row of tonight's file is to be sent (a first night, a total), the
+        # file itself is the delta file: linked or copied, not decoded and encoded again.
+        sent, added = result.principals, result.adds
+        _delta_file(ws, None if total else sent, "principals.parquet", "principals")
+        _delta_file(ws, sent, "principals.parquet", "state-principal-upserts")
+        _delta_file(ws, None if total else added, "relations.parquet", "adds")
+        _delta_file(ws, added, "relations.parquet", "state-relation-adds")
+        _delta_file(ws, result.removes, "", "removes")
+        _delta_file(ws, result.principal_deletes, "", "state-principal-deletes")
+        _delta_file(ws, result.relation_removes, "", "state-relation-removes")
     counts = dict(result.counts)
     counts.update(
         total=total,
         to_send_principals=result.tonight_principals if total else counts["principals_sent"],
         to_send_adds=result.tonight_relations if total else counts["relations_added"],
-        to_send_removes=result.removes.num_rows,
+        to_send_removes=counts["relations_removed"],
     )
     ws.write_json(
         {"counts": counts, "by_type": result.by_type, "base_run": base_run}, "delta", "delta.json"
@@ -380,6 +412,21 @@ def mapped_source(ws: RunWorkspace, name: str) -> delta_engine.Source:
     return pq.read_table(io.BytesIO(ws.read_bytes("mapped", name)))
 
 
+def delta_source(ws: RunWorkspace, name: str) -> writer.Frame:
+    """A delta file where the writer can stream it: the file on a local disk, else its table."""
+    if ws.is_local:
+        if not ws.exists("delta", name):
+            raise _missing(ws, "delta", name)
+        return ws.local_path("delta", name)
+    return read_table(ws, "delta", name)
+
+
+def _source_rows(source: writer.Frame) -> int:
+    if isinstance(source, Path):
+        return int(pq.ParquetFile(source).metadata.num_rows)
+    return len(source)
+
+
 def read_table(ws: RunWorkspace, *parts: str) -> pa.Table:
     """A Parquet file of the run's work directory as an Arrow table."""
     try:
@@ -388,12 +435,28 @@ def read_table(ws: RunWorkspace, *parts: str) -> pa.Table:
         raise _missing(ws, *parts) from None
 
 
-def _delta_file(ws: RunWorkspace, data: bytes | None, mapped: str, name: str) -> None:
-    """``delta/<name>.parquet``: ``data``, or (None) the mapped file as it is."""
+@contextlib.contextmanager
+def _delta_parts(ws: RunWorkspace) -> Iterator[Path | None]:
+    """A private folder in ``delta/`` for the files the delta writes (None: not on a local
+    disk, the delta comes as tables); what is left in it goes when the stage is done."""
+    if not ws.is_local:
+        yield None
+        return
+    folder = ws.local_path("delta")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".parts-", dir=folder) as parts:
+        yield Path(parts)
+
+
+def _delta_file(ws: RunWorkspace, data: delta_engine.Source | None, mapped: str, name: str) -> None:
+    """``delta/<name>.parquet``: ``data`` (a file written by the delta, or a table), or
+    (None) the mapped file as it is."""
     if data is None:
         ws.link_from(ws.path("mapped", mapped), "delta", f"{name}.parquet")
+    elif isinstance(data, Path):
+        ws.link_from(UPath(data), "delta", f"{name}.parquet")
     else:
-        ws.write_bytes(data, "delta", f"{name}.parquet")
+        ws.write_bytes(_parquet(data), "delta", f"{name}.parquet")
 
 
 def _parquet(table: pa.Table) -> bytes:
@@ -409,9 +472,7 @@ def _advance_delivered_copy(
     ws = workspace_for(cfg, run["run_id"])
 
     def committed() -> Changes:
-        if changes is not None:
-            return changes
-        return Changes(*(_read_frame(ws, "package", "state", n) for n in _STATE_FILES))
+        return changes if changes is not None else _frozen_changes(ws)
 
     snapshot.follow_commit(cfg.work_base, st, run, ws, committed)
 
@@ -424,8 +485,23 @@ _STATE_FILES = (
 )
 
 
+def _frozen_changes(ws: RunWorkspace) -> Changes:
+    """The package's pending state: its files where they are on a local disk (read batch
+    by batch), else as tables."""
+    frames: list[ChangeFrame] = []
+    for name in _STATE_FILES:
+        if not ws.exists("package", "state", name):
+            raise _missing(ws, "package", "state", name)
+        if ws.is_local:
+            frames.append(ws.local_path("package", "state", name))
+        else:
+            frames.append(read_table(ws, "package", "state", name))
+    return Changes(*frames)
+
+
 @stage("write", lambda result: (len(result.get("files", [])), "files"))
 @collector_paused()
+@_gives_memory_back
 def write(
     cfg: RunConfig,
     run_id: str,
@@ -444,38 +520,33 @@ def write(
         return dict(run["package"])
     ws = workspace_for(cfg, run_id)
     meta = ws.read_json("delta", "delta.json")
-    principals = read_table(ws, "delta", "principals.parquet")
-    adds = read_table(ws, "delta", "adds.parquet")
-    removes = read_table(ws, "delta", "removes.parquet")
+    principals = delta_source(ws, "principals.parquet")
+    adds = delta_source(ws, "adds.parquet")
+    removes = delta_source(ws, "removes.parquet")
     # freeze the pending state with the package: commit applies exactly what was sent
+    # (files are replaced, never changed in place: on a local disk a link freezes them)
     for name in _STATE_FILES:
-        ws.write_bytes(ws.read_bytes("delta", name), "package", "state", name)
+        if not ws.exists("delta", name):
+            raise _missing(ws, "delta", name)
+        ws.link_from(ws.path("delta", name), "package", "state", name)
     package: dict[str, Any] = {"delta_counts": meta["counts"], "files": [], "stem": None}
-    if len(principals) == 0 and len(adds) == 0 and len(removes) == 0:
+    if not any(_source_rows(source) for source in (principals, adds, removes)):
         package["nothing_to_deliver"] = True
     else:
         moment = now or local_now(cfg)
         exists = taken or _taken_on_target(cfg)
         stem = next_free_stem(cfg.municipality, moment, exists, ascii_only=cfg.naming.ascii_only)
-        principals_bytes, relations_bytes = writer.render(
-            principals, adds, removes, cfg.format, cfg.encoding
-        )
         with ws.local_dir("package", "files") as folder, ws.local_dir("package", "out") as out:
-            plain = []
-            for suffix, data in (
-                (".principals", principals_bytes),
-                (".relations", relations_bytes),
-            ):
-                path = folder / f"{stem}{suffix}"
-                write_private(path, data)
-                plain.append(path)
+            # written batch by batch as the rows come out of the sort: never whole in memory
+            plain = [folder / f"{stem}.principals", folder / f"{stem}.relations"]
+            with private_file(plain[0]) as handle:
+                writer.write_principals(principals, cfg.format, cfg.encoding, handle)
+            with private_file(plain[1]) as handle:
+                writer.write_relations(adds, removes, cfg.format, cfg.encoding, handle)
             built = build_package(
                 plain, stem, cfg.packaging, out, pgp=cfg.pgp, passphrase=_pgp_passphrase(cfg)
             )
-            package["files"] = [
-                {"name": p.name, "size": p.stat().st_size, "sha256": _sha256(p.read_bytes())}
-                for p in built
-            ]
+            package["files"] = [_file_entry(p) for p in built]
         package["stem"] = stem
         package["nothing_to_deliver"] = False
     st.update_run(run_id, status="packaged", package=package)
@@ -582,7 +653,7 @@ def deliver(
     with ws.local_dir("package", "out") as folder:
         files = [folder / f["name"] for f in package["files"]]
         for entry, path in zip(package["files"], files, strict=True):
-            if _sha256(path.read_bytes()) != entry["sha256"]:
+            if _file_entry(path)["sha256"] != entry["sha256"]:
                 raise StateError(
                     f"{path.name} in the work directory no longer matches its "
                     "checksum; refusing to deliver it"
@@ -640,6 +711,7 @@ def _committed_rows(result: dict[str, Any]) -> tuple[int, str]:
 
 @stage("commit", _committed_rows)
 @collector_paused()
+@_gives_memory_back
 def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     """Advance the delivered state to what this run delivered (one transaction)."""
     st = staging_for(cfg)
@@ -652,21 +724,29 @@ def commit(cfg: RunConfig, run_id: str) -> dict[str, Any]:
     if run["status"] == "dry-run":
         return {"committed": False, "dry_run": True}
     ws = workspace_for(cfg, run_id)
-    frames = [_read_frame(ws, "package", "state", name) for name in _STATE_FILES]
-    changes = Changes(*frames)
+    changes = _frozen_changes(ws)
     applied = st.commit(run_id, changes)
     _advance_delivered_copy(cfg, st, run, changes)
+    rows = [
+        frame_rows(frame)
+        for frame in (
+            changes.principal_upserts,
+            changes.principal_deletes,
+            changes.relation_adds,
+            changes.relation_removes,
+        )
+    ]
     log.info(
         "run %s: committed %d principal upserts, %d deletes, %d relation adds, %d removes",
         run_id,
-        *(len(frame) for frame in frames),
+        *rows,
     )
     return {
         "committed": applied,
-        "principal_upserts": len(frames[0]),
-        "principal_deletes": len(frames[1]),
-        "relation_adds": len(frames[2]),
-        "relation_removes": len(frames[3]),
+        "principal_upserts": rows[0],
+        "principal_deletes": rows[1],
+        "relation_adds": rows[2],
+        "relation_removes": rows[3],
     }
 
 

@@ -1,10 +1,11 @@
 """A batch of raw entries (:class:`~autosynk.sources.list_stream.Lines`) straight into the
-register's Arrow tables (:data:`autosynk.register_columns.SCHEMAS`), no Python object per
+register's Arrow tables (:data:`autosynk.register_fields.SCHEMAS`), no Python object per
 record.
 
-``pyarrow.json`` parses the batch with an explicit schema of the fields the typed records
-hold (every other field is skipped), and ``pyarrow.compute`` derives the same columns the
-record-by-record conversion does: :func:`~autosynk.register.text` is a trim of Python's
+``pyarrow.json`` parses the batch with an explicit schema of the fields
+:data:`autosynk.register_fields.ENTITY_FIELDS` reads (every other field is skipped), and
+``pyarrow.compute`` derives the same columns the record-by-record conversion does, each as
+its field's kind says: :func:`~autosynk.register.text` is a trim of Python's
 whitespace (``str.strip``) with null as ``""``, :func:`~autosynk.register.day` the first ten
 characters of the trimmed text, :func:`~autosynk.register.ref_id` the trimmed id of
 ``{"id": ...}`` with blank as null; nested lists become child tables by
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from autosynk.register_columns import SCHEMAS, TABLES_OF
+from autosynk.register_fields import ENTITY_FIELDS, SCHEMAS, TABLES_OF, Child, Field, Kind
 from autosynk.sources.list_stream import Lines
 
 STR = pa.string()
@@ -48,60 +50,46 @@ WHITESPACE = (
 #: JSON shapes: "s" a leaf read as text (or a whole number), "b" a flag,
 #: dict an object, list a one-element list: an array of that
 Shape = Any
-_REF = {"id": "s"}
+
+#: field kind -> the JSON shape its leaf is read as
+_KIND_SHAPES: dict[Kind, Shape] = {
+    "text": "s",
+    "row": "s",
+    "day": "s",
+    "id": "s",
+    "ref": {"id": "s"},
+    "value": {"value": "s"},
+    "flag": "b",
+    "blank": "s",
+}
+
+
+def _object_shape(fields: tuple[Field, ...], lists: tuple[Child, ...] = ()) -> dict[str, Shape]:
+    shape: dict[str, Shape] = {}
+    for key, sub in [
+        *((f.source, _KIND_SHAPES[f.kind]) for f in fields),
+        *((c.source, [_entry_shape(c)]) for c in lists),
+    ]:
+        if shape.setdefault(key, sub) != sub:
+            raise ValueError(f"{key} is read as two shapes")
+    return shape
+
+
+def _entry_shape(child: Child) -> Shape:
+    if child.of_values:
+        return _KIND_SHAPES[child.fields[0].kind]
+    return _object_shape(child.fields)
+
+
+#: the entities this module reads (organisations are few: they stay record by record)
+ENTITIES = ("persons", "groups", "duties", "activities")
+
+#: entity -> the JSON shape of its records: what the parser reads of them
 SHAPES: dict[str, dict[str, Shape]] = {
-    "persons": {
-        "id": "s",
-        "givenName": "s",
-        "familyName": "s",
-        "civicNo": {"value": "s"},
-        "securityMarking": "s",
-        "personStatus": "s",
-        "addresses": [{"type": "s", "streetAddress": "s", "postalCode": "s", "locality": "s"}],
-        "emails": [{"value": "s", "type": "s"}],
-        "phoneNumbers": [{"value": "s", "type": "s", "mobile": "b"}],
-        "enrolments": [
-            {
-                "enroledAt": _REF,
-                "schoolType": "s",
-                "schoolYear": "s",
-                "startDate": "s",
-                "endDate": "s",
-                "cancelled": "b",
-            }
-        ],
-        "responsibles": [{"person": _REF, "relationType": "s"}],
-        "eduPersonPrincipalNames": ["s"],
-    },
-    "groups": {
-        "id": "s",
-        "displayName": "s",
-        "description": "s",
-        "organisation": _REF,
-        "groupType": "s",
-        "schoolType": "s",
-        "startDate": "s",
-        "endDate": "s",
-        "groupMemberships": [{"person": _REF, "startDate": "s", "endDate": "s"}],
-    },
-    "duties": {
-        "id": "s",
-        "person": _REF,
-        "dutyAt": _REF,
-        "dutyRole": "s",
-        "startDate": "s",
-        "endDate": "s",
-        "assignmentRole": [
-            {"group": _REF, "assignmentRoleType": "s", "startDate": "s", "endDate": "s"}
-        ],
-    },
-    "activities": {
-        "id": "s",
-        "startDate": "s",
-        "endDate": "s",
-        "groups": [_REF],
-        "teachers": [{"duty": _REF, "startDate": "s", "endDate": "s"}],
-    },
+    entity: _object_shape(
+        (Field("id", "id", "id"), *ENTITY_FIELDS[entity].fields), ENTITY_FIELDS[entity].children
+    )
+    for entity in ENTITIES
 }
 
 #: how often a batch is parsed again with a leaf switched between text and number
@@ -223,6 +211,10 @@ class _Children:
         self.parent = parent.filter(keep)
         self.pos = pa.array(pos, I64).filter(keep)
 
+    def leaf(self, source: str) -> Any:
+        """The entries' key ``source`` (``""``: the entries themselves)."""
+        return _field(self.values, source) if source else self.values
+
     def table(self, name: str, columns: dict[str, Any]) -> pa.Table:
         return pa.Table.from_pydict(
             {"parent": self.parent, "pos": self.pos, **columns}, schema=SCHEMAS[name]
@@ -237,182 +229,49 @@ def _seq(seq0: int, n: int) -> Any:
     return pa.array(np.arange(seq0, seq0 + n, dtype=np.int64), I64)
 
 
-def _persons(c: dict[str, Any], seq0: int, row: Any) -> dict[str, pa.Table] | None:
-    ids = _ref(c["id"])
-    marking = c["securityMarking"]
-    missing = pc.is_null(marking)
-    if marking.type == STR:
-        missing = pc.or_(missing, pc.equal(marking, "").fill_null(False))
-    kids = {
-        key: _Children(c[key], ids)
-        for key in (
-            "addresses",
-            "emails",
-            "phoneNumbers",
-            "enrolments",
-            "responsibles",
-            "eduPersonPrincipalNames",
-        )
-    }
-    if not all(k.ok for k in kids.values()):
-        return None
-    ad, em, ph = kids["addresses"], kids["emails"], kids["phoneNumbers"]
-    en, rs, ep = kids["enrolments"], kids["responsibles"], kids["eduPersonPrincipalNames"]
-    return {
-        "persons": pa.Table.from_pydict(
-            {
-                "seq": _seq(seq0, len(ids)),
-                "id": ids,
-                "given_name": row(c["givenName"]),
-                "family_name": row(c["familyName"]),
-                "civic_no": _text(_field(c["civicNo"], "value")),
-                "marking": _text(marking),
-                "marking_missing": missing,
-                "status": _text(c["personStatus"]),
-            },
-            schema=SCHEMAS["persons"],
-        ),
-        "person_addresses": ad.table(
-            "person_addresses",
-            {
-                "type": _text(_field(ad.values, "type")),
-                "street": row(_field(ad.values, "streetAddress")),
-                "postcode": row(_field(ad.values, "postalCode")),
-                "town": row(_field(ad.values, "locality")),
-            },
-        ),
-        "person_emails": em.table(
-            "person_emails",
-            {"value": _text(_field(em.values, "value")), "type": _text(_field(em.values, "type"))},
-        ),
-        "person_phones": ph.table(
-            "person_phones",
-            {
-                "value": row(_field(ph.values, "value")),
-                "type": _text(_field(ph.values, "type")),
-                "mobile": _flag(_field(ph.values, "mobile")),
-            },
-        ),
-        "person_enrolments": en.table(
-            "person_enrolments",
-            {
-                "enroled_at": _ref(_field(en.values, "enroledAt")),
-                "school_type": _text(_field(en.values, "schoolType")),
-                "school_year": _text(_field(en.values, "schoolYear")),
-                "start": _day(_field(en.values, "startDate")),
-                "end": _day(_field(en.values, "endDate")),
-                "cancelled": _flag(_field(en.values, "cancelled")),
-            },
-        ),
-        "person_responsibles": rs.table(
-            "person_responsibles",
-            {
-                "person": _ref(_field(rs.values, "person")),
-                "relation_type": _text(_field(rs.values, "relationType")),
-            },
-        ),
-        "person_eppns": ep.table("person_eppns", {"eppn": _text(ep.values)}),
-    }
+def _blank(values: Any) -> Any:
+    """``value in (None, "")``."""
+    missing = pc.is_null(values)
+    if values.type == STR:
+        missing = pc.or_(missing, pc.equal(values, "").fill_null(False))
+    return missing
 
 
-def _groups(c: dict[str, Any], seq0: int, row: Any) -> dict[str, pa.Table] | None:
-    ids = _ref(c["id"])
-    m = _Children(c["groupMemberships"], ids)
-    if not m.ok:
-        return None
-    return {
-        "groups": pa.Table.from_pydict(
-            {
-                "seq": _seq(seq0, len(ids)),
-                "id": ids,
-                "name": row(c["displayName"]),
-                "description": row(c["description"]),
-                "organisation": _ref(c["organisation"]),
-                "group_type": _text(c["groupType"]),
-                "school_type": _text(c["schoolType"]),
-                "start": _day(c["startDate"]),
-                "end": _day(c["endDate"]),
-            },
-            schema=SCHEMAS["groups"],
-        ),
-        "group_memberships": m.table(
-            "group_memberships",
-            {
-                "person": _ref(_field(m.values, "person")),
-                "start": _day(_field(m.values, "startDate")),
-                "end": _day(_field(m.values, "endDate")),
-            },
-        ),
-    }
+def _value(values: Any) -> Any:
+    """:func:`autosynk.register.text` of ``{"value": ...}``."""
+    return _text(_field(values, "value"))
 
 
-def _duties(c: dict[str, Any], seq0: int, row: Any) -> dict[str, pa.Table] | None:
-    ids = _ref(c["id"])
-    a = _Children(c["assignmentRole"], ids)
-    if not a.ok:
-        return None
-    return {
-        "duties": pa.Table.from_pydict(
-            {
-                "seq": _seq(seq0, len(ids)),
-                "id": ids,
-                "person": _ref(c["person"]),
-                "duty_at": _ref(c["dutyAt"]),
-                "duty_role": _text(c["dutyRole"]),
-                "start": _day(c["startDate"]),
-                "end": _day(c["endDate"]),
-            },
-            schema=SCHEMAS["duties"],
-        ),
-        "duty_assignments": a.table(
-            "duty_assignments",
-            {
-                "group": _ref(_field(a.values, "group")),
-                "role": _text(_field(a.values, "assignmentRoleType")),
-                "start": _day(_field(a.values, "startDate")),
-                "end": _day(_field(a.values, "endDate")),
-            },
-        ),
-    }
-
-
-def _activities(c: dict[str, Any], seq0: int, row: Any) -> dict[str, pa.Table] | None:
-    ids = _ref(c["id"])
-    g = _Children(c["groups"], ids)
-    t = _Children(c["teachers"], ids)
-    if not t.ok:  # (a null among the groups is read as a null reference, as as_list does)
-        return None
-    return {
-        "activities": pa.Table.from_pydict(
-            {
-                "seq": _seq(seq0, len(ids)),
-                "id": ids,
-                "start": _day(c["startDate"]),
-                "end": _day(c["endDate"]),
-            },
-            schema=SCHEMAS["activities"],
-        ),
-        "activity_groups": g.table("activity_groups", {"group": _ref(g.values)}),
-        "activity_teachers": t.table(
-            "activity_teachers",
-            {
-                "duty": _ref(_field(t.values, "duty")),
-                "start": _day(_field(t.values, "startDate")),
-                "end": _day(_field(t.values, "endDate")),
-            },
-        ),
-    }
-
-
-_CONVERT = {
-    "persons": _persons,
-    "groups": _groups,
-    "duties": _duties,
-    "activities": _activities,
+#: field kind -> how its column is read (``row``: see :func:`lines_tables`)
+_READ: dict[Kind, Callable[[Any], Any]] = {
+    "text": _text,
+    "day": _day,
+    "id": _ref,
+    "ref": _ref,
+    "value": _value,
+    "flag": _flag,
+    "blank": _blank,
 }
 
-#: the entities this module reads (organisations are few: they stay record by record)
-ENTITIES = tuple(_CONVERT)
+
+def _read(fields: tuple[Field, ...], leaf: Callable[[str], Any], row: Any) -> dict[str, Any]:
+    """Each field's column, its leaf read as its kind says."""
+    return {f.column: (row if f.kind == "row" else _READ[f.kind])(leaf(f.source)) for f in fields}
+
+
+def _convert(entity: str, c: dict[str, Any], seq0: int, row: Any) -> dict[str, pa.Table] | None:
+    spec = ENTITY_FIELDS[entity]
+    ids = _ref(c["id"])
+    kids = [(child, _Children(c[child.source], ids)) for child in spec.children]
+    # (a null among values is read as a null value, as as_list does; among objects the
+    # typed reader drops it, which shifts the places after it)
+    if not all(kid.ok for child, kid in kids if not child.of_values):
+        return None
+    own = {"seq": _seq(seq0, len(ids)), "id": ids, **_read(spec.fields, c.__getitem__, row)}
+    tables = {entity: pa.Table.from_pydict(own, schema=SCHEMAS[entity])}
+    for child, kid in kids:
+        tables[child.table] = kid.table(child.table, _read(child.fields, kid.leaf, row))
+    return tables
 
 
 def lines_tables(
@@ -428,7 +287,7 @@ def lines_tables(
     def row(values: Any) -> Any:
         return _text(values) if trim else _as_text(values).fill_null("")
 
-    tables = _CONVERT[entity](_columns(table), seq0, row)
+    tables = _convert(entity, _columns(table), seq0, row)
     if tables is None:
         return None
     assert tuple(tables) == TABLES_OF[entity]

@@ -9,6 +9,8 @@ from collections import Counter
 from typing import Any
 
 import pandas as pd
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from autosynk.config import DirectoryTarget, RunConfig
 from autosynk.staging.store import Staging
@@ -25,22 +27,46 @@ def _frame(ws: RunWorkspace, *parts: str) -> pd.DataFrame | None:
         return None
 
 
+def _counts(ws: RunWorkspace, column: str, *parts: str) -> dict[str, int] | None:
+    """How often each value of ``column`` occurs in a Parquet file of the run (None: no
+    such file), in the order values first occur; nulls are not counted. Read batch by
+    batch, one column: a first night's millions of rows never sit in memory."""
+    path = ws.path(*parts)
+    if not path.exists():
+        return None
+    found: dict[str, int] = {}
+    with path.open("rb") as handle:
+        for batch in pq.ParquetFile(handle).iter_batches(columns=[column]):
+            counted = pc.value_counts(batch.column(0).drop_null())
+            values = counted.field("values").to_pylist()
+            for value, count in zip(values, counted.field("counts").to_pylist(), strict=True):
+                found[value] = found.get(value, 0) + count
+    return found
+
+
+def _rows(ws: RunWorkspace, *parts: str) -> int | None:
+    """A Parquet file's rows, from its footer (None: no such file)."""
+    path = ws.path(*parts)
+    if not path.exists():
+        return None
+    with path.open("rb") as handle:
+        return int(pq.ParquetFile(handle).metadata.num_rows)
+
+
 def build_summary(
     cfg: RunConfig, st: Staging, run: dict[str, Any], ws: RunWorkspace
 ) -> dict[str, Any]:
     package = run.get("package") or {}
     nothing = bool(package.get("nothing_to_deliver"))
     counts: dict[str, Any] = {}
-    principals = _frame(ws, "delta", "principals.parquet")
-    if principals is not None:
-        by_kind = principals["kind"].value_counts()
+    by_kind = _counts(ws, "kind", "delta", "principals.parquet")
+    if by_kind is not None:
         counts["principals_by_type"] = {str(k): int(v) for k, v in sorted(by_kind.items())}
     relation_counts: dict[str, dict[str, int]] = {}
     for operation, name in (("add", "adds.parquet"), ("remove", "removes.parquet")):
-        frame = _frame(ws, "delta", name)
-        if frame is not None:
-            for rel_type, count in frame["type"].value_counts().items():
-                relation_counts.setdefault(str(rel_type), {})[operation] = int(count)
+        by_type = _counts(ws, "type", "delta", name)
+        for rel_type, count in (by_type or {}).items():
+            relation_counts.setdefault(str(rel_type), {})[operation] = int(count)
     counts["relations_by_type"] = dict(sorted(relation_counts.items()))
     quarantine = _frame(ws, "mapped", "quarantine.parquet")
     quarantine_section: dict[str, Any] = {"quarantined": 0, "warnings": 0, "reasons": {}}
@@ -86,10 +112,10 @@ def build_summary(
 
 
 def _mapping_counts(ws: RunWorkspace) -> dict[str, Any]:
-    protected = _frame(ws, "mapped", "protected.parquet")
+    protected = _rows(ws, "mapped", "protected.parquet")
     out: dict[str, Any] = {}
     if protected is not None:
-        out["protected_persons_not_exported"] = len(protected)
+        out["protected_persons_not_exported"] = protected
     return out
 
 

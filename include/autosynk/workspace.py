@@ -19,7 +19,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from upath import UPath
 
@@ -37,12 +37,20 @@ def safe_run_dir(run_id: str) -> str:
 
 def write_private(path: Path, data: bytes) -> None:
     """Write ``data`` to a local ``path`` as 0600, atomically."""
+    with private_file(path) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def private_file(path: Path) -> Iterator[BinaryIO]:
+    """A handle writing a local ``path`` as 0600, atomically, as :func:`write_private` does:
+    for data written piece by piece (a file of millions of lines never held whole)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         os.fchmod(fd, PRIVATE)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         Path(tmp).replace(path)
@@ -50,8 +58,23 @@ def write_private(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
         if isinstance(exc, OSError) and exc.filename is None:
-            exc.filename = str(path)  # a full disk says where it is full
+            exc.filename = str(path)
         raise
+
+
+@contextlib.contextmanager
+def private_path(path: Path) -> Iterator[Path]:
+    """A path in a private temporary folder beside ``path``, for a tool that writes a file
+    itself (DuckDB, a Parquet writer); on success the file is made 0600, flushed and
+    renamed to ``path``, so a half-written file is never taken for a finished one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".part-", dir=path.parent) as private:
+        part = Path(private) / path.name
+        yield part
+        part.chmod(PRIVATE)
+        with part.open("rb") as handle:
+            os.fsync(handle.fileno())
+        part.replace(path)
 
 
 def copy_private(source: Path, path: Path, chunk_bytes: int = 8 * 2**20) -> int:

@@ -18,15 +18,14 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
-import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -36,11 +35,12 @@ from autosynk.delta import (
     Source,
     arrow_table,
     connection,
+    store,
     view,
 )
 from autosynk.identity import mask
-from autosynk.staging.store import Changes, Staging
-from autosynk.workspace import PRIVATE, RunWorkspace
+from autosynk.staging.store import ChangeFrame, Changes, Staging, frame_rows
+from autosynk.workspace import RunWorkspace, private_path
 
 log = logging.getLogger("autosynk")
 
@@ -97,6 +97,16 @@ def delivered_state(
         run_id,
         base_run or "(nothing committed)",
     )
+    if copy.folder.is_local:
+        # streamed from the database into the copy, which the delta then reads where it is
+        try:
+            written = copy.write_from(tag, st)
+        except Exception as exc:  # the copy is a shortcut, never a reason to fail
+            log.warning("run %s: could not write the delivered-state copy: %s", run_id, mask(exc))
+        else:
+            if written is not None:
+                return written
+        return st.delivered_tables()
     principals, relations = st.delivered_tables()
     try:
         copy.write(tag, principals, relations)
@@ -191,6 +201,20 @@ class DeliveredCopy:
             con.close()
         self._publish(tag, names, principals.num_rows, relations.num_rows)
 
+    def write_from(self, tag: StateTag, st: Staging) -> tuple[Source, Source] | None:
+        """Make the delivered state in ``st`` the copy of the state ``tag`` names, read
+        from the database batch by batch (a local work base); returns its files."""
+        names = self._new_names()
+        rows = [
+            _write_batches(self.folder.local_path(name), st.delivered_batches(which), columns)
+            for name, which, columns in (
+                (names[0], "principals", DELIVERED_PRINCIPAL_COLUMNS),
+                (names[1], "relations", RELATION_COLUMNS),
+            )
+        ]
+        self._publish(tag, names, *rows)
+        return self.sources(tag)
+
     def advance(self, base: StateTag, new: StateTag, changes: Changes, ws: RunWorkspace) -> bool:
         """Apply a committed run's ``changes`` to the copy of ``base``; False if there is none.
 
@@ -206,22 +230,22 @@ class DeliveredCopy:
         if (
             manifest.get("principals_rows") == 0
             and manifest.get("relations_rows") == 0
-            and not len(changes.principal_deletes)
-            and not len(changes.relation_removes)
+            and not frame_rows(changes.principal_deletes)
+            and not frame_rows(changes.relation_removes)
         ):
             state = ws.path("package", "state")
             self.folder.link_from(state / "state-principal-upserts.parquet", names[0])
             self.folder.link_from(state / "state-relation-adds.parquet", names[1])
-            self._publish(new, names, len(upserts), len(adds))
+            self._publish(new, names, frame_rows(upserts), frame_rows(adds))
             return True
         con = connection()
         try:
             view(con, "old_p", old[0], DELIVERED_PRINCIPAL_COLUMNS)
             view(con, "old_r", old[1], RELATION_COLUMNS)
-            con.register("upserts", arrow_table(upserts, DELIVERED_PRINCIPAL_COLUMNS))
-            con.register("deletes", arrow_table(changes.principal_deletes, ["key"]))
-            con.register("adds", arrow_table(adds, RELATION_COLUMNS))
-            con.register("removes", arrow_table(changes.relation_removes, RELATION_COLUMNS))
+            _view_of(con, "upserts", upserts, DELIVERED_PRINCIPAL_COLUMNS)
+            _view_of(con, "deletes", changes.principal_deletes, ["key"])
+            _view_of(con, "adds", adds, RELATION_COLUMNS)
+            _view_of(con, "removes", changes.relation_removes, RELATION_COLUMNS)
             principals = self._store(con, _PRINCIPALS_AFTER, names[0])
             relations = self._store(con, _RELATIONS_AFTER, names[1])
         finally:
@@ -237,8 +261,7 @@ class DeliveredCopy:
     def _store(self, con: duckdb.DuckDBPyConnection, query: str, name: str) -> int:
         """Write what ``query`` selects as ``name``; returns the number of rows.
 
-        On a local disk DuckDB writes the file itself (in parallel, no table in memory),
-        in a private temporary folder, then it is made 0600, flushed and renamed in place.
+        On a local disk DuckDB writes the file itself (:func:`autosynk.delta.store`).
         """
         if not self.folder.is_local:
             table = con.sql(query).to_arrow_table()
@@ -246,19 +269,7 @@ class DeliveredCopy:
             pq.write_table(table, buffer, row_group_size=ROW_GROUP)
             self.folder.write_bytes(buffer.getvalue(), name)
             return table.num_rows
-        target = self.folder.local_path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".part-", dir=target.parent) as private:
-            part = Path(private) / name
-            literal = str(part).replace("'", "''")
-            found = con.execute(
-                f"COPY ({query}) TO '{literal}' (FORMAT parquet, ROW_GROUP_SIZE {ROW_GROUP})"
-            ).fetchall()
-            part.chmod(PRIVATE)
-            with part.open("rb") as handle:
-                os.fsync(handle.fileno())
-            part.replace(target)
-        return int(found[0][0])
+        return store(con, query, self.folder.local_path(name), ROW_GROUP)
 
     def _publish(
         self, tag: StateTag, names: tuple[str, str], principals: int, relations: int
@@ -275,6 +286,27 @@ class DeliveredCopy:
             if entry.name not in (MANIFEST, *names) and not entry.name.startswith("."):
                 with contextlib.suppress(OSError):
                     entry.unlink()
+
+
+def _view_of(
+    con: duckdb.DuckDBPyConnection, name: str, frame: ChangeFrame, columns: list[str]
+) -> None:
+    """A frame of changes as the view ``name`` of ``columns`` (a file is read where it is)."""
+    if isinstance(frame, pd.DataFrame):
+        frame = arrow_table(frame, columns)
+    view(con, name, frame, columns)
+
+
+def _write_batches(target: Path, batches: Iterator[pa.RecordBatch], columns: list[str]) -> int:
+    """Write record batches as the Parquet file ``target`` (one row group each) as
+    :func:`autosynk.delta.store` writes a query: privately, then renamed in place."""
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    rows = 0
+    with private_path(target) as part, pq.ParquetWriter(part, schema) as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return rows
 
 
 def _rows(source: Source) -> int:

@@ -16,10 +16,11 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config as AlembicConfig
@@ -36,20 +37,60 @@ LOCK_NAME = "staging"
 AWAITING_APPROVAL = ("refused", "awaiting-approval")
 _BATCH = 20_000
 _BULK = 200_000
+#: rows of a frame of changes held as Python values at a time (~50 MB of them)
+_FRAME_ROWS = 50_000
+#: a Parquet file is read through a buffer of this size (bytes), not a row group at once
+_READ_BUFFER = 2**20
+#: delivered rows read from the database at a time
+_DELIVERED_BATCH = 2**17
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+#: a frame of changes: a pandas frame, an Arrow table, or a Parquet file on a local disk
+ChangeFrame: TypeAlias = pd.DataFrame | pa.Table | Path
+
+
 @dataclass
 class Changes:
-    """One run's pending changes (frames as written by the delta stage)."""
+    """One run's pending changes (as written by the delta stage; read batch by batch)."""
 
-    principal_upserts: pd.DataFrame  # kind, key, source_id, hash, row
-    principal_deletes: pd.DataFrame  # kind, key, op (delete | forget)
-    relation_adds: pd.DataFrame  # type, a, b
-    relation_removes: pd.DataFrame  # type, a, b, op (remove | forget)
+    principal_upserts: ChangeFrame  # kind, key, source_id, hash, row
+    principal_deletes: ChangeFrame  # kind, key, op (delete | forget)
+    relation_adds: ChangeFrame  # type, a, b
+    relation_removes: ChangeFrame  # type, a, b, op (remove | forget)
+
+
+def frame_rows(frame: ChangeFrame) -> int:
+    """The rows of a frame of changes (a Parquet file's from its footer)."""
+    if isinstance(frame, Path):
+        return int(pq.ParquetFile(frame).metadata.num_rows)
+    return len(frame)
+
+
+def frame_batches(
+    frame: ChangeFrame, columns: list[str], size: int | None = None
+) -> Iterator[list[list[Any]]]:
+    """``columns`` of a frame as Python lists, ``size`` rows at a time (default
+    :data:`_FRAME_ROWS`): memory stays at a batch whatever the frame's size (a Parquet file
+    is read page by page, never a whole row group at once)."""
+    size = size or _FRAME_ROWS
+    if isinstance(frame, pd.DataFrame):
+        for start in range(0, len(frame), size):
+            part = frame.iloc[start : start + size]
+            yield [part[c].tolist() for c in columns]
+        return
+    batches: Iterable[pa.RecordBatch]
+    if isinstance(frame, Path):
+        reader = pq.ParquetFile(frame, pre_buffer=False, buffer_size=_READ_BUFFER)
+        batches = reader.iter_batches(batch_size=size, columns=columns)
+    else:
+        batches = frame.select(columns).to_batches(max_chunksize=size)
+    for batch in batches:
+        if batch.num_rows:
+            yield [batch.column(c).to_pylist() for c in columns]
 
 
 def _alembic_config() -> AlembicConfig:
@@ -335,18 +376,42 @@ class Staging:
         t = schema.delivered_relation
         return sa.select(t.c.rel_type, t.c.a, t.c.b), ["type", "a", "b"]
 
+    def delivered_batches(
+        self, which: str, rows: int = _DELIVERED_BATCH
+    ) -> Iterator[pa.RecordBatch]:
+        """The delivered ``principals`` (kind, key, source_id, hash) or ``relations`` (type,
+        a, b), ``rows`` at a time: memory stays at a batch however large the state."""
+        query, columns = (
+            self._principals_query() if which == "principals" else self._relations_query()
+        )
+        return self._batches(query, columns, rows)
+
     def _table(self, query: sa.Select[Any], columns: list[str]) -> pa.Table:
+        schema = pa.schema([(c, pa.string()) for c in columns])
+        return pa.Table.from_batches(list(self._batches(query, columns)), schema)
+
+    def _batches(
+        self, query: sa.Select[Any], columns: list[str], rows: int = _DELIVERED_BATCH
+    ) -> Iterator[pa.RecordBatch]:
         # plain tuples, column by column: SQLAlchemy Row objects cost more than the query
         # itself at millions of rows
         with self.engine.connect() as conn:
             # constants only (row kinds): bound into the text
             sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            cursor.execute(sql)
-            rows = cursor.fetchall()
-            cursor.close()
-        arrays = [pa.array([row[i] for row in rows], pa.string()) for i in range(len(columns))]
-        return pa.table(dict(zip(columns, arrays, strict=True)))
+            dbapi = conn.connection.dbapi_connection
+            # PostgreSQL sends a plain cursor's whole result at once: a named (server-side)
+            # cursor sends it as it is fetched
+            named = conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg"
+            cursor = dbapi.cursor(name="autosynk_delivered") if named else dbapi.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(sql)
+                while found := cursor.fetchmany(rows):
+                    arrays = [
+                        pa.array([r[i] for r in found], pa.string()) for i in range(len(columns))
+                    ]
+                    yield pa.RecordBatch.from_arrays(arrays, names=columns)
+            finally:
+                cursor.close()
 
     # -- commit ------------------------------------------------------------------------
 
@@ -395,82 +460,78 @@ class Staging:
         """
         principal = schema.delivered_principal
         relation = schema.delivered_relation
-        history: list[Iterable[tuple[str | None, ...]]] = []  # in the order changes happen
+        # history rows go in the order changes happen: deletes, changes, removes
+        columns = ["run_id", "scope", "op", "kind", "a", "b", "since_run"]
 
-        deletes = changes.principal_deletes
-        if len(deletes):
-            keys = deletes["key"].tolist()
+        def history(rows: Iterable[tuple[str | None, ...]]) -> None:
+            _bulk_insert(conn, schema.change, columns, rows)
+
+        # batch by batch: memory stays at a batch, however many millions a night changes
+        for kinds, keys, ops in frame_batches(changes.principal_deletes, ["kind", "key", "op"]):
             added = _added_runs(conn, keys)
             for chunk in _chunks(keys):
                 conn.execute(principal.delete().where(principal.c.key.in_(chunk)))
             since = [added.get(k) for k in keys]
-            history.append(_history(run_id, "principal", deletes, "op", "kind", "key", None, since))
+            history(_history(run_id, "principal", ops, kinds, keys, None, since))
 
-        upserts = changes.principal_upserts
-        if len(upserts):
-            keys = upserts["key"].tolist()
-            # nothing to replace on an empty state (a first night): skip the reads
-            empty = conn.execute(sa.select(principal.c.key).limit(1)).first() is None
+        # nothing to replace on an empty state (a first night): skip the reads
+        empty = conn.execute(sa.select(principal.c.key).limit(1)).first() is None
+        upsert_columns = ["kind", "key", "source_id", "hash", "row"]
+        for batch in frame_batches(changes.principal_upserts, upsert_columns):
+            keys = batch[1]
             added = {} if empty else _added_runs(conn, keys)
             for chunk in _chunks(list(added)):
                 conn.execute(principal.delete().where(principal.c.key.in_(chunk)))
-            columns = ["kind", "key", "source_id", "hash", "row"]
             # a changed key keeps the run that first delivered it
             first_runs = (
-                _repeat(run_id, len(upserts)) if empty else (added.get(k, run_id) for k in keys)
+                _repeat(run_id, len(keys)) if empty else (added.get(k, run_id) for k in keys)
             )
             _bulk_insert(
                 conn,
                 principal,
-                [*columns, "run_id", "added_run"],
-                zip(
-                    *(upserts[c].tolist() for c in columns),
-                    _repeat(run_id, len(upserts)),
-                    first_runs,
-                    strict=True,
-                ),
+                [*upsert_columns, "run_id", "added_run"],
+                zip(*batch, _repeat(run_id, len(keys)), first_runs, strict=True),
             )
             if added:
-                changed = upserts[upserts["key"].isin(added.keys())]
-                since = [added[k] for k in changed["key"].tolist()]
-                history.append(
-                    _history(run_id, "principal", changed, "change", "kind", "key", None, since)
+                changed = [i for i, k in enumerate(keys) if k in added]
+                history(
+                    _history(
+                        run_id,
+                        "principal",
+                        "change",
+                        [batch[0][i] for i in changed],
+                        [keys[i] for i in changed],
+                        None,
+                        [added[keys[i]] for i in changed],
+                    )
                 )
 
-        removes = changes.relation_removes
-        if len(removes):
-            triples = list(zip(*(removes[c].tolist() for c in ("type", "a", "b")), strict=True))
+        for types, firsts, seconds, ops in frame_batches(
+            changes.relation_removes, ["type", "a", "b", "op"]
+        ):
+            triples = list(zip(types, firsts, seconds, strict=True))
             added_by = _relation_runs(conn, triples)
-            for batch in _chunks(triples):
+            for chunk in _chunks(triples):
                 conn.execute(
                     relation.delete().where(
                         relation.c.rel_type == sa.bindparam("t"),
                         relation.c.a == sa.bindparam("x"),
                         relation.c.b == sa.bindparam("y"),
                     ),
-                    [{"t": t, "x": a, "y": b} for t, a, b in batch],
+                    [{"t": t, "x": a, "y": b} for t, a, b in chunk],
                 )
             since = [added_by.get(t) for t in triples]
-            history.append(_history(run_id, "relation", removes, "op", "type", "a", "b", since))
+            history(_history(run_id, "relation", ops, types, firsts, seconds, since))
 
-        adds = changes.relation_adds
-        if len(adds):
-            _bulk_insert(
-                conn,
-                relation,
-                ["rel_type", "a", "b", "run_id"],
-                zip(
-                    adds["type"].tolist(),
-                    adds["a"].tolist(),
-                    adds["b"].tolist(),
-                    _repeat(run_id, len(adds)),
-                    strict=True,
-                ),
-            )
-
-        columns = ["run_id", "scope", "op", "kind", "a", "b", "since_run"]
-        for rows in history:
-            _bulk_insert(conn, schema.change, columns, rows)
+        adds = frame_batches(changes.relation_adds, ["type", "a", "b"])
+        _bulk_insert(
+            conn,
+            relation,
+            ["rel_type", "a", "b", "run_id"],
+            itertools.chain.from_iterable(
+                zip(*batch, _repeat(run_id, len(batch[0])), strict=True) for batch in adds
+            ),
+        )
 
     # -- ledgers -----------------------------------------------------------------------
 
@@ -590,24 +651,21 @@ def _repeat(value: str, count: int) -> Iterator[str]:
 def _history(
     run_id: str,
     scope: str,
-    frame: pd.DataFrame,
-    op: str,
-    kind: str,
-    a: str,
-    b: str | None,
+    op: str | list[str],
+    kinds: list[str],
+    a: list[str],
+    b: list[str] | None,
     since: list[str | None],
 ) -> Iterator[tuple[str | None, ...]]:
-    """History rows for a frame of changes; ``op`` is a column name or the op itself."""
-    count = len(frame)
-    ops = frame[op].tolist() if op in frame.columns else _repeat(op, count)
-    seconds = frame[b].tolist() if b is not None else _repeat("", count)
+    """History rows for changes; ``op`` is the ops column or the op itself."""
+    count = len(kinds)
     return zip(
         _repeat(run_id, count),
         _repeat(scope, count),
-        ops,
-        frame[kind].tolist(),
-        frame[a].tolist(),
-        seconds,
+        _repeat(op, count) if isinstance(op, str) else op,
+        kinds,
+        a,
+        _repeat("", count) if b is None else b,
         since,
         strict=True,
     )

@@ -156,13 +156,18 @@ def _check_format(encoding: str, line_ending: str) -> None:
 
 
 def encode_column(
-    lines: pa.Array | pa.ChunkedArray, encoding: Encoding, line_ending: LineEnding
+    lines: pa.Array | pa.ChunkedArray,
+    encoding: Encoding,
+    line_ending: LineEnding,
+    *,
+    first_line: int = 1,
 ) -> bytes:
     """:func:`encode_lines` for an Arrow array of lines, in bulk (millions of lines).
 
     The lines, each with its ending, are joined by Arrow into one UTF-8 buffer, which is the
     file (UTF-8) or is recoded in one call (ISO-8859-1). A line with a line break in a value
-    or a character the encoding lacks is found by :func:`encode_lines`, which names it.
+    or a character the encoding lacks is found by :func:`encode_lines`, which names it
+    (numbered from ``first_line``: a batch of a longer file says where in the file).
     """
     _check_format(encoding, line_ending)
     if len(lines) == 0:
@@ -171,7 +176,7 @@ def encode_column(
         lines = lines.combine_chunks()
     lines = lines.cast(pa.large_string())
     if lines.null_count or pc.any(pc.match_substring_regex(lines, "[\r\n]")).as_py():
-        return encode_lines(lines.to_pylist(), encoding, line_ending)
+        return encode_lines(lines.to_pylist(), encoding, line_ending, first_line=first_line)
     ended = pc.binary_join_element_wise(
         lines, pa.scalar("", pa.large_string()), pa.scalar(line_ending, pa.large_string())
     )
@@ -183,14 +188,18 @@ def encode_column(
     try:
         return data.decode("utf-8").encode(encoding)
     except UnicodeEncodeError:
-        return encode_lines(lines.to_pylist(), encoding, line_ending)
+        return encode_lines(lines.to_pylist(), encoding, line_ending, first_line=first_line)
 
 
-def encode_lines(lines: Iterable[str], encoding: Encoding, line_ending: LineEnding) -> bytes:
-    """Join ``lines`` with ``line_ending`` after each, in ``encoding``, without a BOM."""
+def encode_lines(
+    lines: Iterable[str], encoding: Encoding, line_ending: LineEnding, *, first_line: int = 1
+) -> bytes:
+    """Join ``lines`` with ``line_ending`` after each, in ``encoding``, without a BOM.
+
+    A line that cannot be written is named by its number, counted from ``first_line``."""
     _check_format(encoding, line_ending)
     chunks = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(lines, start=first_line):
         if "\n" in line or "\r" in line:
             raise PackagingError(f"line {number} holds a line break inside a value")
         try:

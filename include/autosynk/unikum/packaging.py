@@ -22,20 +22,22 @@ import datetime as dt
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import gnupg
 
 from autosynk.config import Pgp
 from autosynk.errors import PackagingError
-from autosynk.workspace import PRIVATE, write_private
+from autosynk.workspace import PRIVATE, copy_private, write_private
 
 Mode = Literal["plain", "zip", "zip+pgp"]
 MANIFEST_SUFFIX = ".manifest.json"
@@ -84,8 +86,29 @@ _INVALID_KEY_REASONS = {
 }
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+#: bytes read or written at a time: packaging holds a chunk, never a whole file
+CHUNK = 8 * 2**20
+
+
+@dataclass(frozen=True)
+class _File:
+    """A file to package or packaged: its name, where it is, its size and sha256."""
+
+    name: str
+    path: Path
+    size: int
+    sha256: str
+
+
+def file_digest(path: Path) -> tuple[int, str]:
+    """Size and sha256 of a file, read chunk by chunk."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
 
 
 # --- zip ------------------------------------------------------------------------------------
@@ -102,18 +125,29 @@ def _stem_time(stem: str) -> tuple[int, int, int, int, int, int]:
     return (moment.year, moment.month, moment.day, moment.hour, moment.minute, 0)
 
 
-def zip_bytes(members: list[tuple[str, bytes]], stem: str) -> bytes:
-    """A zip whose bytes depend only on the members and the stem's time."""
+def _zip_member(
+    name: str, stamp: tuple[int, int, int, int, int, int], size: int
+) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=stamp)
+    info.create_system = 3  # Unix, so the mode bits below mean what they say
+    info.external_attr = (0o100000 | PRIVATE) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    # as ZipFile.writestr(info, data, compresslevel=9) sets them before it writes
+    setattr(info, "_compresslevel", 9)  # noqa: B010 - what writestr sets; no public setter
+    info.file_size = size
+    return info
+
+
+def _write_zip(files: list[_File], stem: str, handle: BinaryIO) -> None:
+    """A zip of ``files`` whose bytes depend only on them and the stem's time, written
+    chunk by chunk (the bytes ``ZipFile.writestr`` gives with the same member info)."""
     stamp = _stem_time(stem)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members:
-            info = zipfile.ZipInfo(name, date_time=stamp)
-            info.create_system = 3  # Unix, so the mode bits below mean what they say
-            info.external_attr = (0o100000 | PRIVATE) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data, compresslevel=9)
-    return buffer.getvalue()
+    with zipfile.ZipFile(handle, "w") as archive:
+        for item in files:
+            member_info = _zip_member(item.name, stamp, item.size)
+            with archive.open(member_info, "w") as member, item.path.open("rb") as reading:
+                while chunk := reading.read(CHUNK):
+                    member.write(chunk)
 
 
 # --- gpg ------------------------------------------------------------------------------------
@@ -200,24 +234,25 @@ def _pgp_home(pgp: Pgp) -> Iterator[gnupg.GPG]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def encrypt_and_sign(data: bytes, pgp: Pgp, passphrase: str | None) -> bytes:
-    """``data`` encrypted to ``pgp.recipient`` and signed by ``pgp.signer`` (binary)."""
+def encrypt_and_sign(source: Path, target: Path, pgp: Pgp, passphrase: str | None) -> None:
+    """``source`` encrypted to ``pgp.recipient`` and signed by ``pgp.signer`` (binary), as
+    ``target``: gpg reads and writes the files itself, so memory does not grow with them."""
     if passphrase is not None and ("\n" in passphrase or "\r" in passphrase):
         raise PackagingError("the pgp passphrase must not contain a line break")
-    with _pgp_home(pgp) as gpg:
-        result = gpg.encrypt(
-            data,
+    with _pgp_home(pgp) as gpg, source.open("rb") as reading:
+        result = gpg.encrypt_file(
+            reading,
             [pgp.recipient],
             sign=pgp.signer,
             passphrase=passphrase or None,
             armor=False,
             always_trust=True,
+            output=str(target),
         )
-        if not result.ok or not result.data:
+        if not result.ok or not target.is_file() or not target.stat().st_size:
             raise PackagingError(
                 f"gpg could not encrypt and sign the package: {_status_summary(result.stderr)}"
             )
-        return bytes(result.data)
 
 
 def verify_package(path: Path, *, gnupghome: Path, passphrase: str | None = None) -> dict[str, Any]:
@@ -269,14 +304,15 @@ def _read_manifest(path: Path) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _inputs(files: list[Path]) -> list[tuple[str, bytes]]:
-    members: list[tuple[str, bytes]] = []
+def _inputs(files: list[Path]) -> list[_File]:
+    members: list[_File] = []
     for path in files:
         try:
-            members.append((path.name, path.read_bytes()))
+            size, digest = file_digest(path)
         except OSError as exc:
             raise PackagingError(f"cannot read {path.name}: {exc.strerror}") from None
-    names = [name for name, _ in members]
+        members.append(_File(path.name, path, size, digest))
+    names = [member.name for member in members]
     if len(set(names)) != len(names):
         raise PackagingError(f"two input files share a name: {sorted(names)}")
     if not members:
@@ -284,34 +320,38 @@ def _inputs(files: list[Path]) -> list[tuple[str, bytes]]:
     return members
 
 
-def _identity(
-    stem: str, mode: Mode, members: list[tuple[str, bytes]], pgp: Pgp | None
-) -> dict[str, Any]:
+def _identity(stem: str, mode: Mode, members: list[_File], pgp: Pgp | None) -> dict[str, Any]:
     """What makes two builds the same build (no personal data: names and checksums)."""
     return {
         "stem": stem,
         "mode": mode,
-        "inputs": [{"name": name, "sha256": _sha256(data)} for name, data in members],
+        "inputs": [{"name": member.name, "sha256": member.sha256} for member in members],
         "recipient": pgp.recipient if pgp else None,
         "signer": pgp.signer if pgp else None,
     }
 
 
+def _differs(path: Path, item: _File) -> bool:
+    """Does a file already in the way hold other bytes than ``item``?"""
+    if not path.exists():
+        return False
+    return path.stat().st_size != item.size or file_digest(path)[1] != item.sha256
+
+
 def _existing(
-    out_dir: Path, identity: dict[str, Any], outputs: list[tuple[str, bytes]] | None
+    out_dir: Path, identity: dict[str, Any], outputs: list[_File] | None
 ) -> list[Path] | None:
     """The encrypted package already built from these inputs, or None if there is none.
 
-    ``outputs`` are the bytes a deterministic mode (plain, zip) would write: a file
+    ``outputs`` are the files a deterministic mode (plain, zip) would write: a file
     already there with those bytes is the same build. Encryption is not deterministic, so
     a ``.zip.gpg`` (``outputs`` None) counts only with a manifest naming these inputs.
     """
     if outputs is not None:
-        for name, data in outputs:
-            path = out_dir / name
-            if path.exists() and path.read_bytes() != data:
+        for item in outputs:
+            if _differs(out_dir / item.name, item):
                 raise PackagingError(
-                    f"refusing to overwrite {name} in {out_dir}: it holds other bytes"
+                    f"refusing to overwrite {item.name} in {out_dir}: it holds other bytes"
                 )
         return None  # writing the same bytes again is harmless and restores 0600
     name = f"{identity['stem']}.zip.gpg"
@@ -323,7 +363,7 @@ def _existing(
         manifest is not None
         and {key: manifest.get(key) for key in identity} == identity
         and [o.get("sha256") for o in manifest.get("outputs", []) if isinstance(o, dict)]
-        == [_sha256(path.read_bytes())]
+        == [file_digest(path)[1]]
     )
     if not same_build:
         raise PackagingError(
@@ -331,6 +371,11 @@ def _existing(
             "(or its manifest is missing or does not match)"
         )
     return [path]
+
+
+def _built(name: str, path: Path) -> _File:
+    size, digest = file_digest(path)
+    return _File(name, path, size, digest)
 
 
 def build_package(
@@ -345,7 +390,8 @@ def build_package(
     """Package ``files`` as ``mode`` into ``out_dir``; return the files to deliver.
 
     Built once: identical inputs return the package already in ``out_dir``; different
-    inputs for a package already there raise PackagingError. All outputs are 0600.
+    inputs for a package already there raise PackagingError. All outputs are 0600. Files
+    are streamed (read, zipped, encrypted and copied chunk by chunk), whatever their size.
     """
     if mode not in ("plain", "zip", "zip+pgp"):
         raise PackagingError(f"unknown packaging {mode!r}: use plain, zip or zip+pgp")
@@ -359,24 +405,56 @@ def build_package(
         existing = _existing(out_dir, identity, None)
         if existing is not None:
             return existing
-        sealed = encrypt_and_sign(zip_bytes(members, stem), pgp, passphrase)
-        outputs = [(f"{stem}.zip.gpg", sealed)]
-    else:
-        outputs = list(members) if mode == "plain" else [(f"{stem}.zip", zip_bytes(members, stem))]
-        _existing(out_dir, identity, outputs)
-    # the manifest goes first: a package without a matching manifest is never trusted
-    manifest = {
-        **identity,
-        "outputs": [
-            {"name": name, "sha256": _sha256(data), "size": len(data)} for name, data in outputs
-        ],
-    }
-    write_private(
-        _manifest_path(out_dir, stem),
-        json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n",
-    )
-    built = []
-    for name, data in outputs:
-        write_private(out_dir / name, data)
-        built.append(out_dir / name)
+    elif mode == "plain":
+        _existing(out_dir, identity, members)
+    # a private folder beside the outputs for what is built before it is published
+    with tempfile.TemporaryDirectory(prefix=".build-", dir=out_dir) as private:
+        work = Path(private)
+        if mode == "plain":
+            outputs = members
+        else:
+            zipped = work / f"{stem}.zip"
+            with _private_file(zipped) as handle:
+                _write_zip(members, stem, handle)
+            if mode == "zip":
+                outputs = [_built(zipped.name, zipped)]
+                _existing(out_dir, identity, outputs)
+            else:
+                assert pgp is not None
+                sealed = work / f"{stem}.zip.gpg"
+                encrypt_and_sign(zipped, sealed, pgp, passphrase)
+                sealed.chmod(PRIVATE)
+                outputs = [_built(sealed.name, sealed)]
+        # the manifest goes first: a package without a matching manifest is never trusted
+        manifest = {
+            **identity,
+            "outputs": [
+                {"name": item.name, "sha256": item.sha256, "size": item.size} for item in outputs
+            ],
+        }
+        write_private(
+            _manifest_path(out_dir, stem),
+            json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n",
+        )
+        built = []
+        for item in outputs:
+            target = out_dir / item.name
+            if item.path.parent == work:
+                _fsync(item.path)
+                item.path.replace(target)
+            else:
+                copy_private(item.path, target, CHUNK)
+            built.append(target)
     return built
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def _private_file(path: Path) -> Iterator[BinaryIO]:
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, PRIVATE)
+    with os.fdopen(fd, "wb") as handle:
+        yield handle

@@ -6,12 +6,13 @@ to the rows of those records (in Arrow, then named for the queries that follow).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from autosynk.register_columns import TABLES_OF, RegisterColumns
+from autosynk.register_columns import TABLES_OF
 
 if TYPE_CHECKING:
     from autosynk.mapping.columnar.night import Night
@@ -26,7 +27,7 @@ ENTITY_WORD = {
 }
 
 
-def index_records(night: Night, columns: RegisterColumns) -> None:
+def index_records(night: Night, columns: Mapping[str, pa.Table]) -> None:
     for entity, tables in TABLES_OF.items():
         records = _unique_records(night, entity, columns[entity])
         night.put(entity, records)
@@ -48,7 +49,7 @@ def _unique_records(night: Night, entity: str, records: pa.Table) -> pa.Table:
         night.quarantine(word, "(no id)", f"{word} record without an id")
     counts = pc.value_counts(ids.drop_null()) if len(ids) else None
     if counts is None or len(counts) == len(ids) - ids.null_count:
-        return records.filter(pc.is_valid(ids))
+        return records.filter(pc.is_valid(ids)) if ids.null_count else records
     repeated = counts.filter(pc.greater(counts.field("counts"), 1)).field("values")
     for record_id in sorted(repeated.to_pylist()):
         night.quarantine(word, record_id, f"{word} id appears more than once in the register")

@@ -73,6 +73,11 @@ class Night:
     def is_live(self, start: str | None, end: str | None) -> bool:
         return (start is None or start <= self.today) and (end is None or self.today <= end)
 
+    def keep_only(self, names: frozenset[str]) -> None:
+        """Let go of every table but these (the steps that follow read no other)."""
+        for name in self.arrow.keys() - names:
+            del self.arrow[name]
+
     def put(self, name: str, table: pa.Table) -> None:
         """Name a table for the steps that follow."""
         self.arrow[name] = table
@@ -94,25 +99,34 @@ def map_columns(
     today: str,
     encoding: str,
 ) -> MappedTables:
-    """Map one register. ``today`` is the evaluation date (``YYYY-MM-DD``, Europe/Stockholm)."""
+    """Map one register. ``today`` is the evaluation date (``YYYY-MM-DD``, Europe/Stockholm).
+
+    The register's tables are handed over (``columns`` holds none afterwards): each table
+    is let go as soon as the steps are done with it, so that a city's register, its
+    joins and the result are not all held at once.
+    """
     night = Night(spec, organisation_id, today, encoding)
-    index.index_records(night, columns)
-    school_rows = schools.map_schools(night)
-    class_rows = schools.map_classes(night)
-    relations.by_register_id(night)
-    persons.resolve(night)
-    relations.by_identity_number(night)
-    user_rows, dropped = users.map_users(night, columns.directory)
-    principals = pa.concat_tables(
-        [_principals(school_rows), _principals(class_rows), user_rows.cast(PRINCIPALS_SCHEMA)]
-    )
-    return MappedTables(
-        principals=principals,
-        relations=relations.final_table(night, dropped),
-        quarantine=night.quarantine_entries,
-        protected=night.protected,
-        counts=night.counts,
-    )
+    try:
+        index.index_records(night, columns.hand_over())
+        school_rows = schools.map_schools(night)
+        class_rows = schools.map_classes(night)
+        relations.by_register_id(night)
+        persons.resolve(night)
+        relations.by_identity_number(night)
+        night.keep_only(users.READS | relations.FINAL_READS)
+        user_rows, dropped = users.map_users(night, columns.directory)
+        principals = pa.concat_tables(
+            [_principals(school_rows), _principals(class_rows), user_rows.cast(PRINCIPALS_SCHEMA)]
+        )
+        return MappedTables(
+            principals=principals,
+            relations=relations.final_table(night, dropped),
+            quarantine=night.quarantine_entries,
+            protected=night.protected,
+            counts=night.counts,
+        )
+    finally:
+        night.arrow.clear()  # the night's tables, now (the night object is in a cycle)
 
 
 def _principals(rows: list[tuple[str, str, str, str]]) -> pa.Table:

@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from autosynk.mapping.columnar.joins import among, distinct, join, lookup, lookups, stacked, where
+from autosynk.mapping.columnar.joins import (
+    among,
+    distinct,
+    join,
+    lookup,
+    lookups,
+    sorted_distinct,
+    stacked,
+    where,
+)
 
 RELATIONS_SCHEMA = pa.schema([("type", pa.string()), ("a", pa.string()), ("b", pa.string())])
 
@@ -264,19 +273,19 @@ def by_identity_number(night: Night) -> None:
         night.arrow["enrolled"].select(["person", "ext"]),
         ("child", "person"),
     )
-    # the union is distinct: no two parts share a type, person_rel and person_pair are
-    # distinct and stay so (no two persons share a key: a number that several carry is
-    # sent for none), and the guardian links, repeated as the register repeats them, are
-    # made distinct here
+    # no two parts share a type, and person_rel and person_pair are distinct and stay so
+    # (no two persons share a key: a number that several carry is sent for none); the
+    # guardian links repeat as the register repeats them: the final table's sort drops
+    # repeats (cheaper than a hash of every row, which costs half a gigabyte in a city)
     resolved = [
         where(
             pa.table({"type": person_rel["type"], "a": rel_key, "b": person_rel["object"]}),
             pc.is_valid(rel_key),
         ),
         where(pa.table({"type": person_pair["type"], "a": pair_a, "b": pair_b}), pair_sent),
-        distinct(_relations("guardian_for", sent_links["guardian_key"], sent_links["child_key"])),
+        _relations("guardian_for", sent_links["guardian_key"], sent_links["child_key"]),
         # presence only through children who are sent (never reveals a protected child)
-        distinct(_relations("external_user_in_school", presence["guardian_key"], presence["ext"])),
+        _relations("external_user_in_school", presence["guardian_key"], presence["ext"]),
     ]
     night.put("resolved", pa.concat_tables(t.cast(RELATIONS_SCHEMA) for t in resolved))
     for rel_type, count in dropped.items():
@@ -286,6 +295,10 @@ def by_identity_number(night: Night) -> None:
 
 def _relations(rel_type: str, a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.Table:
     return pa.table({"type": pa.repeat(pa.scalar(rel_type), len(a)), "a": a, "b": b})
+
+
+#: the tables :func:`parties` and :func:`final_table` read, once the relations are resolved
+FINAL_READS = frozenset({"resolved"})
 
 
 def fixed_table(night: Night) -> pa.Table:
@@ -301,11 +314,13 @@ def parties(night: Night) -> pa.Array:
 
 
 def final_table(night: Night, dropped: list[str]) -> pa.Table:
-    """Every relation, less those of persons whose row could not be built, sorted (and
-    distinct: ``resolved`` is, and no fixed relation is of a type it holds)."""
-    table = pa.concat_tables([night.arrow["resolved"], distinct(night.arrow["fixed_relations"])])
+    """Every relation once, less those of persons whose row could not be built, sorted by
+    (type, a, b)."""
+    table = sorted_distinct(
+        pa.concat_tables([night.arrow["resolved"], night.arrow["fixed_relations"]])
+    )
     if dropped:
         gone = pc.or_(among(table["a"], dropped), among(table["b"], dropped))
         night.counts["relations_skipped_invalid_person_row"] += pc.sum(gone).as_py() or 0
         table = table.filter(pc.invert(gone))
-    return table.sort_by([("type", "ascending"), ("a", "ascending"), ("b", "ascending")])
+    return table
