@@ -45,7 +45,7 @@ STAGE_TASKS = {
     "delta": "delta",
     "write": "wrote",
     "plan": "; report: ",  # the plan and where its report is
-    "deliver": "delivered",
+    "deliver": "verified by sha256",  # a late night adds one warning line besides
     "commit_state": "committed",
     "report": "report: status committed",
 }

@@ -62,6 +62,36 @@ def test_night_over_sftp_then_nothing(sshd, sftp_dir, tmp_path, capsys):
     assert "nothing to deliver" in capsys.readouterr().out
 
 
+def _zone_at_noon() -> str:
+    """A fixed-offset zone where it is now between 12:00 and 13:00, so a deadline decides."""
+    import datetime as dt
+
+    offset = 12 - dt.datetime.now(dt.UTC).hour  # -11 .. +12; Etc/GMT signs are inverted
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"
+
+
+@pytest.mark.parametrize(("deadline", "late"), [("11:00", True), ("14:00", False)])
+def test_a_late_night_says_so_in_one_warning_line(
+    sshd, sftp_dir, tmp_path, caplog, deadline, late
+):
+    local, remote = sftp_dir
+    config = write_config(tmp_path, sshd, remote)
+    settings = yaml.safe_load(open(config, encoding="utf-8"))
+    settings.update(timezone=_zone_at_noon(), deadline=deadline)
+    open(config, "w", encoding="utf-8").write(yaml.safe_dump(settings, allow_unicode=True))
+    with caplog.at_level("WARNING", logger="autosynk"):
+        assert main(["run", "--config", config, "--run-id", "n1"]) == 0
+    summary = json.loads((tmp_path / "work" / "n1" / "run-summary.json").read_text())
+    assert summary["late"] is late
+    warned = [r.getMessage() for r in caplog.records if "deadline" in r.getMessage()]
+    if late:
+        assert warned == [
+            f"run n1: 2 file(s) arrived after the {deadline} deadline: {', '.join(names(local))}"
+        ]
+    else:
+        assert warned == []
+
+
 def test_server_down_fails_clearly_and_the_retry_delivers_exactly_once(
     sshd, sftp_dir, tmp_path, capsys
 ):

@@ -671,10 +671,15 @@ def deliver(
     for record in records:
         late = is_late(dt.datetime.fromisoformat(record.delivered_at), cfg.deadline, cfg.timezone)
         rows.append({**record.as_dict(), "late": late})
-        if late:
-            log.warning(
-                "run %s: %s delivered after the %s deadline", run_id, record.name, cfg.deadline
-            )
+    late_names = [r["name"] for r in rows if r["late"]]
+    if late_names:  # one line for the night, however many files
+        log.warning(
+            "run %s: %d file(s) arrived after the %s deadline: %s",
+            run_id,
+            len(late_names),
+            cfg.deadline,
+            ", ".join(late_names),
+        )
     st.record_deliveries(run_id, rows)
     st.update_run(run_id, status="delivered")
     log.info(
