@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -71,14 +72,13 @@ def _zone_at_noon() -> str:
 
 
 @pytest.mark.parametrize(("deadline", "late"), [("11:00", True), ("14:00", False)])
-def test_a_late_night_says_so_in_one_warning_line(
-    sshd, sftp_dir, tmp_path, caplog, deadline, late
-):
+def test_a_late_night_says_so_in_one_warning_line(sshd, sftp_dir, tmp_path, caplog, deadline, late):
     local, remote = sftp_dir
     config = write_config(tmp_path, sshd, remote)
-    settings = yaml.safe_load(open(config, encoding="utf-8"))
+    path = Path(config)
+    settings = yaml.safe_load(path.read_text(encoding="utf-8"))
     settings.update(timezone=_zone_at_noon(), deadline=deadline)
-    open(config, "w", encoding="utf-8").write(yaml.safe_dump(settings, allow_unicode=True))
+    path.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
     with caplog.at_level("WARNING", logger="autosynk"):
         assert main(["run", "--config", config, "--run-id", "n1"]) == 0
     summary = json.loads((tmp_path / "work" / "n1" / "run-summary.json").read_text())
