@@ -5,3 +5,12 @@ command line call the same functions in :mod:`autosynk.pipeline`.
 """
 
 __version__ = "0.1.0"
+
+import os as _os
+import sys as _sys
+
+if _sys.platform.startswith("linux"):
+    # Arrow's allocator, chosen once when pyarrow is first imported (so here, before it
+    # is): jemalloc hands freed memory back, where the wheels' default mimalloc kept a
+    # city's hash tables (see autosynk.memory_return). An operator's own choice stands.
+    _os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import gc
 import hashlib
 import io
 import json
@@ -30,7 +29,7 @@ import pyarrow.parquet as pq
 from upath import UPath
 
 from autosynk import delta as delta_engine
-from autosynk import plans
+from autosynk import memory_return, plans
 from autosynk.config import DirectoryTarget, RunConfig, SftpTarget, Target
 from autosynk.delivery import DeliveryRecord
 from autosynk.errors import ConfigError, DeliveryError, SourceError, StateError
@@ -119,8 +118,7 @@ def _gives_memory_back(function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
         finally:
             delta_engine.release()
-            gc.collect()
-            pa.default_memory_pool().release_unused()
+            memory_return.give_back()
 
     return stage_function
 

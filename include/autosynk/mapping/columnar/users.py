@@ -66,21 +66,19 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
     night.put("fixed_relations", fixed_table(night))
     sources = sorted({s for role in ROLES for s in getattr(spec.email, role) if s != "directory"})
     columns = _user_columns(night, sources)
-    keys, persons = columns["key"].to_pylist(), columns["person"].to_pylist()
-    entry_of = _directory(night, directory, columns["person"])
-    mails: list[Any] = [None] * columns.num_rows
-    if entry_of is not None:
-        for n, (person_id, key) in enumerate(zip(persons, keys, strict=True)):
-            entry = entry_of(person_id, key)
-            mails[n] = None if entry is None else entry.get("mail")
+    mails = _directory_mails(night, directory, columns)
     rows = _plain_rows(night, columns, sources, mails)
-    value_by_value = [n for n, row in enumerate(rows) if row is None]
-    phones = _phones(night, [persons[n] for n in value_by_value])
+    # the few rows that are not plain go value by value, in Python; the rest stay in Arrow
+    value_by_value = pc.indices_nonzero(pc.is_null(rows))
+    data = columns.take(value_by_value).to_pydict()
+    persons, keys = data["person"], data["key"]
+    phones = _phones(night, persons)
+    directory_mails = mails.take(value_by_value).to_pylist()
     dropped: list[str] = []
     build = night.rows.user
-    data = columns.take(pa.array(value_by_value, pa.int64())).to_pydict()
     email_lists = [data[f"email_{k}"] for k in range(len(sources))]
-    for i, n in enumerate(value_by_value):
+    built: list[str | None] = []
+    for i, person in enumerate(persons):
         school_year = data["school_year"][i]
         grade = None if school_year is None else (data["school_type"][i], school_year)
         address = (
@@ -93,29 +91,30 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
             for source, values in zip(sources, email_lists, strict=True)
             if values[i] is not None
         ]
-        rows[n] = build(
-            persons[n],
-            keys[n],
+        row = build(
+            person,
+            keys[i],
             data["role"][i],
             (data["given_name"][i], data["family_name"][i]),
             grade,
             emails,
-            mails[n],
-            phones.get(persons[n], ()),
+            directory_mails[i],
+            phones.get(person, ()),
             address,
         )
-        if rows[n] is None:  # quarantined by the row builder: its relations cannot go either
-            dropped.append(keys[n])
-    row_array = pa.array(rows, pa.string())
-    sent = pc.is_valid(row_array)
+        built.append(row)
+        if row is None:  # quarantined by the row builder: its relations cannot go either
+            dropped.append(keys[i])
+    if built:
+        rows = pc.replace_with_mask(rows, pc.is_null(rows), pa.array(built, pa.string()))
     table = pa.table(
         {
-            "kind": pa.array([USER] * columns.num_rows, pa.string()),
+            "kind": pa.repeat(pa.scalar(USER), columns.num_rows),
             "key": columns["key"],
             "source_id": columns["person"],
-            "row": row_array,
+            "row": rows,
         }
-    ).filter(sent)
+    ).filter(pc.is_valid(rows))
     night.counts["users"] = table.num_rows
     return table, dropped
 
@@ -220,10 +219,8 @@ def _plain(values: Any, pattern: str = PLAIN) -> Any:
     return pc.fill_null(pc.match_substring_regex(values, pattern), True)
 
 
-def _plain_rows(
-    night: Night, columns: pa.Table, sources: list[str], mails: list[Any]
-) -> list[str | None]:
-    """Each user's row where every value in it is plain (None where one is not).
+def _plain_rows(night: Night, columns: pa.Table, sources: list[str], mails: pa.Array) -> pa.Array:
+    """Each user's row where every value in it is plain (null where one is not).
 
     Where the mapping does not trim values or changes the names' case, every row is
     built value by value.
@@ -231,7 +228,7 @@ def _plain_rows(
     spec = night.spec
     n = columns.num_rows
     if not n or not spec.transforms.trim or spec.transforms.name_casing != "keep":
-        return [None] * n
+        return pa.nulls(n, pa.string())
     role = columns["role"]
     first, last = columns["given_name"], columns["family_name"]
     plain = PLAIN if night.rows.latin1 else PLAIN_UTF8
@@ -241,15 +238,8 @@ def _plain_rows(
     )
     empty = pa.array([""] * n, pa.string())
     # e-mail: per role, the first source with a value; it must be plain and an address
-    directory_mail = (
-        pa.nulls(n, pa.string())
-        if all(mail is None for mail in mails)
-        else pa.array(
-            [None if (value := text(mail)) == "" else value for mail in mails], pa.string()
-        )
-    )
     candidate_of = {source: columns[f"email_{k}"] for k, source in enumerate(sources)}
-    candidate_of["directory"] = pa.chunked_array([directory_mail])
+    candidate_of["directory"] = pa.chunked_array([mails])
     email = pa.chunked_array([pa.nulls(n, pa.string())])
     for name in ROLES:
         choices = [candidate_of[source] for source in getattr(spec.email, name)]
@@ -308,7 +298,7 @@ def _plain_rows(
         USER,
         "\t",
     )
-    return pc.if_else(ok, rows, pa.scalar(None, pa.string())).to_pylist()
+    return pc.if_else(ok, rows, pa.scalar(None, pa.string())).combine_chunks()
 
 
 def _phones(night: Night, persons: list[str]) -> dict[str, list[tuple[str, str, bool]]]:
@@ -327,6 +317,23 @@ def _phones(night: Night, persons: list[str]) -> dict[str, list[tuple[str, str, 
     ):
         phones[parent].append((value, kind, mobile))
     return phones
+
+
+def _directory_mails(
+    night: Night, directory: list[dict[str, Any]] | None, columns: pa.Table
+) -> pa.Array:
+    """Each user's ``mail`` in the directory, as text (null where there is none)."""
+    entry_of = _directory(night, directory, columns["person"])
+    if entry_of is None:
+        return pa.nulls(columns.num_rows, pa.string())
+    mails = []
+    for person_id, key in zip(
+        columns["person"].to_pylist(), columns["key"].to_pylist(), strict=True
+    ):
+        entry = entry_of(person_id, key)
+        mail = "" if entry is None else text(entry.get("mail"))
+        mails.append(mail or None)
+    return pa.array(mails, pa.string())
 
 
 def _directory(night: Night, directory: list[dict[str, Any]] | None, users: pa.ChunkedArray) -> Any:
