@@ -237,3 +237,17 @@ def test_a_failure_without_words_of_ours_is_one_line_and_v_shows_the_traceback(
     loud = capsys.readouterr().err
     assert "Traceback (most recent call last)" in loud
     assert loud.splitlines()[-1] == line
+
+
+def test_stage_prepare_takes_the_evaluation_date_and_the_later_stages_refuse_it(
+    tmp_path, capsys
+) -> None:
+    write(tmp_path, base_config(tmp_path))
+    config = str(tmp_path / "autosynk.yaml")
+    given = ["--config", config, "--run-id", RUN, "--evaluation-date", "2026-03-02"]
+    assert main(["stage", "prepare", *given]) == 0
+    assert json.loads(capsys.readouterr().out)["evaluation_date"] == "2026-03-02"
+    with pytest.raises(SystemExit) as usage:
+        main(["stage", "extract", *given])
+    assert usage.value.code == 2
+    assert "--evaluation-date is given to prepare" in capsys.readouterr().err

@@ -280,7 +280,10 @@ def _cmd_stage(args: argparse.Namespace) -> int:
         "commit": pipeline.commit,
         "report": pipeline.report,
     }
-    result = functions[args.stage](cfg, args.run_id)
+    if args.stage == "prepare":
+        result = pipeline.prepare(cfg, args.run_id, evaluation_date=args.evaluation_date)
+    else:
+        result = functions[args.stage](cfg, args.run_id)
     print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return 0
 
@@ -484,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stage.add_argument("--config", required=True)
     stage.add_argument("--run-id", required=True)
+    stage.add_argument(
+        "--evaluation-date",
+        type=_date,
+        metavar="YYYY-MM-DD",
+        help="prepare only: the date the run evaluates the register at (default: today)",
+    )
     stage.set_defaults(func=_cmd_stage)
 
     demo = sub.add_parser("demo", help="the bundled demo municipality")
@@ -561,6 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.total or args.dry_run or args.evaluation_date or args.run_id
     ):
         parser.error("--approve delivers a plan as it was made: it takes no other run options")
+    if getattr(args, "stage", None) not in (None, "prepare") and args.evaluation_date:
+        parser.error("--evaluation-date is given to prepare: the later stages read it from the run")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
