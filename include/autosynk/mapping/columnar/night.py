@@ -112,9 +112,11 @@ def map_columns(
         class_rows = schools.map_classes(night)
         relations.by_register_id(night)
         persons.resolve(night)
+        night.keep_only(relations.IDENTITY_READS | users.READS)
         relations.by_identity_number(night)
         night.keep_only(users.READS | relations.FINAL_READS)
         user_rows, dropped = users.map_users(night, columns.directory)
+        night.keep_only(relations.FINAL_READS)
         principals = pa.concat_tables(
             [_principals(school_rows), _principals(class_rows), user_rows.cast(PRINCIPALS_SCHEMA)]
         )

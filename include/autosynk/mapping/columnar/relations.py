@@ -229,6 +229,10 @@ def guardians(night: Night) -> None:
     )
 
 
+#: the tables :func:`by_identity_number` reads (the night lets the register's others go)
+IDENTITY_READS = frozenset({"enrolled", "guardians", "key_of", "person_pair", "person_rel"})
+
+
 def by_identity_number(night: Night) -> None:
     """The tables ``resolved`` (type, a, b) by identity number and ``guardian_links``.
 
@@ -298,7 +302,7 @@ def _relations(rel_type: str, a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.Tabl
 
 
 #: the tables :func:`parties` and :func:`final_table` read, once the relations are resolved
-FINAL_READS = frozenset({"resolved"})
+FINAL_READS = frozenset({"resolved", "fixed_relations"})
 
 
 def fixed_table(night: Night) -> pa.Table:

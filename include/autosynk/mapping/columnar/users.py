@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from autosynk.mapping.columnar.joins import among, first_by, lookup, positions, where
-from autosynk.mapping.columnar.relations import fixed_table, parties
+from autosynk.mapping.columnar.relations import FINAL_READS, fixed_table, parties
 from autosynk.model import USER
 from autosynk.register import text
 
@@ -42,6 +42,8 @@ READS = frozenset(
     }
 )
 
+#: what the rows that go value by value read once the user columns are made
+VALUE_BY_VALUE_READS = frozenset({"person_eppns", "person_phones"})
 
 #: RE2: a value the row builder passes through unchanged once trimmed: printable Latin-1
 #: (nothing to clean; nothing to transliterate, even for ISO-8859-1)
@@ -66,6 +68,7 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
     night.put("fixed_relations", fixed_table(night))
     sources = sorted({s for role in ROLES for s in getattr(spec.email, role) if s != "directory"})
     columns = _user_columns(night, sources)
+    night.keep_only(VALUE_BY_VALUE_READS | FINAL_READS)
     mails = _directory_mails(night, directory, columns)
     rows = _plain_rows(night, columns, sources, mails)
     # the few rows that are not plain go value by value, in Python; the rest stay in Arrow
@@ -122,7 +125,6 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
 def _user_columns(night: Night, sources: list[str]) -> pa.Table:
     """Every person sent as a user, by key: role, names, first school year, address,
     per e-mail source the first e-mail of that type, the first phone of each kind."""
-    spec = night.spec
     key_of = night.arrow["key_of"]
     users = where(key_of, among(key_of["key"], parties(night)))
     person = users["person"]
@@ -145,6 +147,19 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
         "family_name": pc.take(persons["family_name"], at),
         "role": users["role"],
     }
+    columns.update(_first_school_year(night, person))
+    columns.update(_first_address(night, person))
+    columns.update(_first_phones(night, person))
+    columns.update(_first_emails(night, person, sources))
+    return pa.table(columns)
+
+
+# Each choice below is its own function, so that its intermediate tables (filtered,
+# sorted copies of a register table) are let go when it returns, not held to the end.
+
+
+def _first_school_year(night: Night, person: pa.ChunkedArray) -> dict[str, Any]:
+    """Per person, the school form and year of their first enrolment that names a year."""
     enrolled = night.arrow["enrolled"]
     grade = first_by(
         where(enrolled, pc.not_equal(enrolled["school_year"], "")),
@@ -153,30 +168,37 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
         ["school_type", "school_year"],
     )
     at = positions(person, grade["person"])
-    for name in ("school_type", "school_year"):
-        columns[name] = pc.take(grade[name], at)
+    return {name: pc.take(grade[name], at) for name in ("school_type", "school_year")}
+
+
+def _first_address(night: Night, person: pa.ChunkedArray) -> dict[str, Any]:
+    """Per person, the first address of the mapping's type (``has_address``: one found)."""
     addresses = night.arrow["person_addresses"]
-    prefix = spec.address_type[:10]
+    prefix = night.spec.address_type[:10]
     addresses = where(
         addresses,
         pc.and_(among(addresses["parent"], person), pc.starts_with(addresses["type"], prefix)),
     )
     address = first_by(addresses, "parent", "pos", ["street", "postcode", "town"])
     at = positions(person, address["parent"])
-    for name in ("street", "postcode", "town"):
-        columns[name] = pc.take(address[name], at)
+    columns = {name: pc.take(address[name], at) for name in ("street", "postcode", "town")}
     columns["has_address"] = pc.is_valid(at)
-    columns.update(_first_phones(night, person))
+    return columns
+
+
+def _first_emails(night: Night, person: pa.ChunkedArray, sources: list[str]) -> dict[str, Any]:
+    """Per person and e-mail source (``email_<n>``), the first e-mail of that type."""
     emails = night.arrow["person_emails"]
     emails = where(
         emails, pc.and_(among(emails["parent"], person), pc.not_equal(emails["value"], ""))
     )
+    columns = {}
     for n, source in enumerate(sources):
         first = first_by(
             where(emails, pc.equal(emails["type"], source)), "parent", "pos", ["value"]
         )
         columns[f"email_{n}"] = lookup(person, first["parent"], first["value"])
-    return pa.table(columns)
+    return columns
 
 
 def _first_phones(night: Night, person: pa.ChunkedArray) -> dict[str, Any]:
