@@ -11,6 +11,14 @@ import pytest
 POOL_OF_A_PROCESS = (
     "import autosynk.cli, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
 )
+#: a process's address space (kB) after it allocated and freed 1 GB in 64 MB buffers
+ADDRESS_SPACE_AFTER_CHURN = """
+import autosynk, pyarrow as pa
+for _ in range(16):
+    held = [pa.allocate_buffer(64 << 20) for _ in range(16)]
+    del held
+print(next(line.split()[1] for line in open("/proc/self/status") if line.startswith("VmSize")))
+"""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="set on Linux only")
@@ -30,3 +38,16 @@ def test_a_process_that_imports_autosynk_first_uses_jemalloc_unless_told(chosen,
         check=True,
     )
     assert done.stdout.strip() == pool
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="set on Linux only")
+def test_freed_arrow_memory_does_not_keep_its_address_space():
+    env = {k: v for k, v in os.environ.items() if not k.endswith("MALLOC_CONF")}
+    done = subprocess.run(
+        [sys.executable, "-c", ADDRESS_SPACE_AFTER_CHURN],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(done.stdout) < 1_000_000  # kB: jemalloc's default retains the whole 1 GB

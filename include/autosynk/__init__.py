@@ -14,3 +14,6 @@ if _sys.platform.startswith("linux"):
     # is): jemalloc hands freed memory back, where the wheels' default mimalloc kept a
     # city's hash tables (see autosynk.memory_return). An operator's own choice stands.
     _os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+    # and it unmaps what it frees: retained address space (jemalloc's default) took a
+    # national night past a 20 GiB address-space limit at 10 GB of memory in use
+    _os.environ.setdefault("JE_ARROW_MALLOC_CONF", "retain:false")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeAlias
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -91,21 +92,49 @@ def sorted_distinct(table: pa.Table) -> pa.Table:
         return ordered
     repeat = None
     for name in ordered.column_names:
-        column = ordered[name]
-        later, earlier = column.slice(1), column.slice(0, ordered.num_rows - 1)
-        same = pc.or_(
-            pc.fill_null(pc.equal(later, earlier), False),
-            pc.and_(pc.is_null(later), pc.is_null(earlier)),
-        )
+        same = _same_as_before(ordered[name])
         repeat = same if repeat is None else pc.and_(repeat, same)
     assert repeat is not None
-    keep = pa.chunked_array([pa.array([True]), *pc.invert(repeat).chunks], pa.bool_())
-    return ordered.filter(keep)
+    return ordered.filter(_first_and(pc.invert(repeat)))
 
 
 def first_by(table: pa.Table, key: str, order: str, columns: Sequence[str]) -> pa.Table:
     """Per key, each column's first non-null value by ``order``: ``arg_min(column, order)
-    ... GROUP BY key`` (``order`` is unique per key)."""
-    ordered = table.sort_by([(key, "ascending"), (order, "ascending")])
-    firsts = ordered.group_by(key, use_threads=False).aggregate([(c, "first") for c in columns])
-    return firsts.rename_columns([key, *columns])
+    ... GROUP BY key`` (``order`` is unique per key; a null key is a group of its own).
+
+    One sort of the row numbers by (key, order), then per column the first valid value of
+    each run of equal keys: no sorted copy of the table and no hash of the keys.
+    """
+    if table.num_rows == 0:
+        return table.select([key, *columns])
+    ranked = pc.sort_indices(table, [(key, "ascending"), (order, "ascending")])
+    keys = pc.take(table[key], ranked)
+    starts = _first_and(pc.invert(_same_as_before(keys)))
+    group = np.cumsum(starts.to_numpy(zero_copy_only=False)) - 1  # each sorted row's group
+    result = {key: keys.filter(starts)}
+    for name in columns:
+        values = pc.take(table[name], ranked)
+        valid = pc.is_valid(values)
+        valid_group = group[valid.to_numpy(zero_copy_only=False)]
+        first = np.ones(len(valid_group), dtype=bool)
+        first[1:] = valid_group[1:] != valid_group[:-1]
+        at = np.full(len(result[key]), -1, dtype=np.int64)
+        at[valid_group[first]] = np.arange(int(first.sum()))
+        found = values.filter(valid).filter(pa.array(first))
+        result[name] = pc.take(found, pa.array(at, mask=at < 0))
+    return pa.table(result)
+
+
+def _same_as_before(column: Column) -> Column:
+    """Per row but the first, whether it equals the row before (two nulls are equal)."""
+    later, earlier = column.slice(1), column.slice(0, len(column) - 1)
+    return pc.or_(
+        pc.fill_null(pc.equal(later, earlier), False),
+        pc.and_(pc.is_null(later), pc.is_null(earlier)),
+    )
+
+
+def _first_and(rest: Column) -> pa.ChunkedArray:
+    """True for the first row, then ``rest``."""
+    chunks = rest.chunks if isinstance(rest, pa.ChunkedArray) else [rest]
+    return pa.chunked_array([pa.array([True]), *chunks], pa.bool_())

@@ -50,18 +50,17 @@ def by_register_id(night: Night) -> None:
     person, object), ``person_pair`` (type, a, b: persons) and ``guardians``."""
     enrolled(night)
     staff_duties(night)
+    # distinct type by type (no two types share a row): one small hash at a time
     night.put(
         "person_rel",
-        distinct(
-            pa.concat_tables(
-                _typed(name, relation(night))
-                for name, relation in (
-                    ("student_in_school", student_in_school),
-                    ("student_in_class", student_in_class),
-                    ("staff_in_school", staff_in_school),
-                    ("administrator_for", administrator_for),
-                    ("teacher_in_class", teacher_in_class),
-                )
+        pa.concat_tables(
+            _typed(name, distinct(relation(night)))
+            for name, relation in (
+                ("student_in_school", student_in_school),
+                ("student_in_class", student_in_class),
+                ("staff_in_school", staff_in_school),
+                ("administrator_for", administrator_for),
+                ("teacher_in_class", teacher_in_class),
             )
         ),
     )
@@ -201,7 +200,13 @@ def mentor_for(night: Night) -> pa.Table:
         return pa.table({"a": pa.array([], pa.string()), "b": pa.array([], pa.string())})
     mentors = distinct(_assignments(night, night.spec.mentor_assignment_roles))
     members = night.arrow["members"]
-    pupils = where(members, among(members["person"], night.arrow["students"]["person"]))
+    pupils = where(  # only the mentor groups' pupils can pair (the join keeps no other)
+        members,
+        pc.and_(
+            among(members["group_id"], mentors["group_id"]),
+            among(members["person"], night.arrow["students"]["person"]),
+        ),
+    )
     pairs = join(
         mentors.rename_columns(["a", "group_id"]),
         distinct(pupils.rename_columns(["group_id", "b"])),
