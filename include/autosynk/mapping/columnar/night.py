@@ -111,8 +111,8 @@ def map_columns(
         school_rows = schools.map_schools(night)
         class_rows = schools.map_classes(night)
         relations.by_register_id(night)
+        night.keep_only(relations.IDENTITY_READS | users.READS)  # resolve reads no other
         persons.resolve(night)
-        night.keep_only(relations.IDENTITY_READS | users.READS)
         relations.by_identity_number(night)
         night.keep_only(users.READS | relations.FINAL_READS)
         user_rows, dropped = users.map_users(night, columns.directory)
