@@ -21,6 +21,14 @@ print(next(line.split()[1] for line in open("/proc/self/status") if line.startsw
 """
 
 
+def python_prints(program: str, env: dict[str, str]) -> str:
+    """What a fresh interpreter running ``program`` in ``env`` prints."""
+    done = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="set on Linux only")
 @pytest.mark.parametrize(
     ("chosen", "pool"),
@@ -30,24 +38,11 @@ def test_a_process_that_imports_autosynk_first_uses_jemalloc_unless_told(chosen,
     env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     if chosen:
         env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
-    done = subprocess.run(
-        [sys.executable, "-c", POOL_OF_A_PROCESS],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.strip() == pool
+    assert python_prints(POOL_OF_A_PROCESS, env) == pool
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="set on Linux only")
 def test_freed_arrow_memory_does_not_keep_its_address_space():
     env = {k: v for k, v in os.environ.items() if not k.endswith("MALLOC_CONF")}
-    done = subprocess.run(
-        [sys.executable, "-c", ADDRESS_SPACE_AFTER_CHURN],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert int(done.stdout) < 1_000_000  # kB: jemalloc's default retains the whole 1 GB
+    # kB: jemalloc's default (retain) keeps the whole 1 GB mapped
+    assert int(python_prints(ADDRESS_SPACE_AFTER_CHURN, env)) < 1_000_000
