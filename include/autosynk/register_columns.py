@@ -42,6 +42,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
+from autosynk import memory_return
 from autosynk.errors import SourceError
 from autosynk.records import RECORD_TYPES, to_records
 from autosynk.register import as_list, collector_paused, day, read_list, ref_id, text
@@ -310,4 +311,5 @@ def read_columns(
         tables.update(entity_columns(entity, batches, trim=trim))
     directory_file = folder / "directory.json"
     directory = read_list(directory_file, "directory") if directory_file.exists() else None
+    memory_return.give_back()  # what decoding freed: ~120 MB of heap in a city, for the mapping
     return RegisterColumns(tables, directory)

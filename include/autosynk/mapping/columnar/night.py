@@ -78,6 +78,11 @@ class Night:
         for name in self.arrow.keys() - names:
             del self.arrow[name]
 
+    def let_go(self, *names: str) -> None:
+        """Let go of these tables (their last reader is done with them)."""
+        for name in names:
+            self.arrow.pop(name, None)
+
     def put(self, name: str, table: pa.Table) -> None:
         """Name a table for the steps that follow."""
         self.arrow[name] = table

@@ -137,6 +137,9 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
     guardian_role = where(links, links["sent"])["guardian"]
     keep = pc.or_(pc.not_equal(role, GUARDIAN), among(person, guardian_role))
     users = where(users.append_column("role", role), keep).sort_by("key")
+    del key_of, role, links, guardian_role, keep
+    # each table goes once its last reader is done: the columns grow as the tables go
+    night.let_go("key_of", "staff_duties", "students", "guardian_links")
     person = users["person"]
     persons = night.arrow["persons"]
     at = positions(person, persons["id"])
@@ -147,10 +150,15 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
         "family_name": pc.take(persons["family_name"], at),
         "role": users["role"],
     }
+    del persons, at
+    night.let_go("persons")
     columns.update(_first_school_year(night, person))
+    night.let_go("enrolled")
     columns.update(_first_address(night, person))
+    night.let_go("person_addresses")
     columns.update(_first_phones(night, person))
     columns.update(_first_emails(night, person, sources))
+    night.let_go("person_emails")
     return pa.table(columns)
 
 
