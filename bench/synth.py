@@ -126,6 +126,32 @@ def _luhn(nine: np.ndarray) -> np.ndarray:
     return (10 - total % 10) % 10
 
 
+def ranks_within(groups: np.ndarray) -> np.ndarray:
+    """Each element's rank among the equal values before it (stable: in order of appearance)."""
+    order = np.argsort(groups, kind="stable")
+    ranks = np.empty(len(order), dtype=np.int64)
+    ordered = groups[order]
+    ranks[order] = np.arange(len(order)) - np.searchsorted(ordered, ordered, side="left")
+    return ranks
+
+
+def adult_births(
+    years: np.ndarray, first_serial: int, serials: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Adults' birth dates and serials: spread over the four years around their birth year
+    (1952-2003), serials ``first_serial`` onwards, unique by each person's rank in those
+    four years (room for 1,460 x ``serials`` persons in each: a country's guardians fit)."""
+    span = 365 * 4
+    window = np.clip(years, 1955, 2000)
+    window = window - window % 4
+    ranks = ranks_within(window)
+    if len(ranks) and int(ranks.max()) >= span * serials:
+        raise ValueError(f"more than {span * serials} adults born in one four-year window")
+    starts = (window - 1970).astype("datetime64[Y]").astype("datetime64[D]")
+    births = starts + ((ranks * 7919) % span).astype("timedelta64[D]")
+    return births, first_serial + ranks // span
+
+
 def civic_numbers(births: np.ndarray, serials: np.ndarray, styles: np.ndarray) -> list[str]:
     """Valid personnummer for birth dates (datetime64[D]) and serials 1..999.
 
@@ -464,18 +490,14 @@ class _Writer:
         new = len(like)
         pupil_years = np.concatenate([r.p_birth_year, r.p_birth_year[like]])
         # a pupil's birthday and serial from their rank within their birth year
-        order = np.argsort(pupil_years, kind="stable")
-        ranks = np.empty(len(order), dtype=np.int64)
-        sorted_years = pupil_years[order]
-        starts = np.searchsorted(sorted_years, sorted_years, side="left")
-        ranks[order] = np.arange(len(order)) - starts
+        ranks = ranks_within(pupil_years)
         self.pupil_birth = self._dates(pupil_years, ranks % 365)
         self.pupil_serial = 1 + ranks // 365
         guardian_years = np.concatenate([r.g_birth_year, np.repeat(r.p_birth_year[like] - 30, 2)])
-        self.guardian_birth, self.guardian_serial = self._spread(guardian_years, 1)
+        self.guardian_birth, self.guardian_serial = adult_births(guardian_years, 1, 599)
         leaving = sorted(self.staff_leavers)
         staff_years = np.concatenate([r.s_birth_year, r.s_birth_year[leaving] - 1])
-        self.staff_birth, self.staff_serial = self._spread(staff_years, 600)
+        self.staff_birth, self.staff_serial = adult_births(staff_years, 600, 399)
         self.pupil_civic = self._civic(self.pupil_birth, self.pupil_serial, 1, r.n_pupils, new)
         self.guardian_civic = self._civic(
             self.guardian_birth, self.guardian_serial, 2, r.n_guardians, 2 * new
@@ -504,16 +526,6 @@ class _Writer:
     def _dates(self, years: np.ndarray, day_of_year: np.ndarray) -> np.ndarray:
         starts = (years - 1970).astype("datetime64[Y]").astype("datetime64[D]")
         return starts + day_of_year.astype("timedelta64[D]")
-
-    def _spread(self, years: np.ndarray, first_serial: int) -> tuple[np.ndarray, np.ndarray]:
-        """Adults: spread over every day of 1955-2004 (unique with the serial)."""
-        count = len(years)
-        span = 365 * 4
-        index = np.arange(count)
-        base = np.clip(years, 1955, 2000)
-        births = self._dates(base - base % 4, (index * 7919) % span)
-        serials = first_serial + (index // span) % 399
-        return births, serials
 
     def _civic(
         self, births: np.ndarray, serials: np.ndarray, purpose: int, base: int, extra: int

@@ -118,3 +118,24 @@ def test_a_register_is_reused_only_when_unmutated_and_of_the_same_scale_seed_and
         (tmp_path / synth.MANIFEST).write_text(json.dumps(manifest), encoding="utf-8")
     found = synth.already_generated(tmp_path, "tiny", 1, today=synth.dt.date(2026, 12, 1))
     assert found == ({"persons": 12} if reused else None)
+
+
+@pytest.mark.parametrize(
+    ("years", "first_serial", "serials"),
+    [
+        ([1980] * 700_000, 1, 599),  # more than one serial per day of a window: still unique
+        (list(range(1940, 2010)) * 5_000, 1, 599),  # clipped to 1955-2000, windows of 4 years
+        ([1970] * 100_000 + [1971] * 100_000, 600, 399),
+    ],
+)
+def test_adult_identity_numbers_are_unique_at_a_countrys_scale(years, first_serial, serials):
+    births, serial = synth.adult_births(np.array(years), first_serial, serials)
+    assert serial.min() >= first_serial and serial.max() < first_serial + serials
+    assert np.unique(births.astype("int64") * 1000 + serial).size == len(years)
+    assert births.min() >= np.datetime64("1952-01-01")  # 1955 is in the window of 1952
+    assert births.max() < np.datetime64("2004-01-01")
+
+
+def test_adult_births_refuse_a_window_they_cannot_number():
+    with pytest.raises(ValueError, match="four-year window"):
+        synth.adult_births(np.array([1980] * (1460 * 3 + 1)), 1, 3)
