@@ -139,3 +139,15 @@ def test_adult_identity_numbers_are_unique_at_a_countrys_scale(years, first_seri
 def test_adult_births_refuse_a_window_they_cannot_number():
     with pytest.raises(ValueError, match="four-year window"):
         synth.adult_births(np.array([1980] * (1460 * 3 + 1)), 1, 3)
+
+
+def test_a_measured_process_is_charged_with_its_own_memory_not_the_benchs(tmp_path):
+    import run  # bench/run.py
+
+    synth.generate(tmp_path / "register", "tiny", seed=1)
+    held = bytearray(1 << 30)  # the bench holding 1 GB when it starts R (wait4 says >= 1 GB)
+    try:
+        sample = run.yardstick(tmp_path / "register")
+    finally:
+        del held
+    assert 0 < sample["peak_rss"] < 200 << 20  # a tiny register's json.load, and Python
