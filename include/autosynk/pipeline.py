@@ -72,12 +72,6 @@ def local_now(cfg: RunConfig) -> dt.datetime:
     return dt.datetime.now(ZoneInfo(cfg.timezone))
 
 
-def _write_frame(ws: RunWorkspace, frame: pd.DataFrame, *parts: str) -> None:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    ws.write_bytes(buffer.getvalue(), *parts)
-
-
 def _missing(ws: RunWorkspace, *parts: str) -> StateError:
     return StateError(
         f"{'/'.join(parts)} is missing from the work directory of run {ws.run_id}: "
@@ -270,10 +264,10 @@ def transform(cfg: RunConfig, run_id: str, *, mentor_links: bool | None = None) 
         dtype="str",
     )
     protected = pd.DataFrame(mapped.protected, columns=["source_id", "key"], dtype="str")
-    _write_frame(ws, principals, "mapped", "principals.parquet")
-    ws.write_bytes(_parquet(relations), "mapped", "relations.parquet")
-    _write_frame(ws, quarantine, "mapped", "quarantine.parquet")
-    _write_frame(ws, protected, "mapped", "protected.parquet")
+    ws.write_parquet(principals, "mapped", "principals.parquet")
+    ws.write_parquet(relations, "mapped", "relations.parquet")
+    ws.write_parquet(quarantine, "mapped", "quarantine.parquet")
+    ws.write_parquet(protected, "mapped", "protected.parquet")
     st.record_quarantine(run_id, quarantine.to_dict("records"))
     counts: dict[str, Any] = dict(sorted(mapped.counts.items()))
     counts.update(
@@ -454,13 +448,7 @@ def _delta_file(ws: RunWorkspace, data: delta_engine.Source | None, mapped: str,
     elif isinstance(data, Path):
         ws.link_from(UPath(data), "delta", f"{name}.parquet")
     else:
-        ws.write_bytes(_parquet(data), "delta", f"{name}.parquet")
-
-
-def _parquet(table: pa.Table) -> bytes:
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    return buffer.getvalue()
+        ws.write_parquet(data, "delta", f"{name}.parquet")
 
 
 def _advance_delivered_copy(

@@ -13,6 +13,7 @@ name and a rename, so a half-written file is never taken for a finished one.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import re
@@ -21,10 +22,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import pyarrow.parquet as pq
 from upath import UPath
 
 PRIVATE = 0o600
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _to_parquet(data: Any, handle: BinaryIO) -> None:
+    if hasattr(data, "to_parquet"):  # a pandas frame
+        data.to_parquet(handle, index=False)
+    else:
+        pq.write_table(data, handle)
 
 
 def safe_run_dir(run_id: str) -> str:
@@ -138,6 +147,18 @@ class RunWorkspace:
             tmp.write_bytes(data)
             tmp.rename(target)
         return target
+
+    def write_parquet(self, data: Any, *parts: str) -> UPath:
+        """``data`` (an Arrow table or a pandas frame) as a Parquet file. On a local disk it
+        is written straight to its 0600 file: a city's relations are 0.1 GB of Parquet,
+        and a buffer and its copy would add two of them to the stage's peak."""
+        if not self.is_local:
+            buffer = io.BytesIO()
+            _to_parquet(data, buffer)
+            return self.write_bytes(buffer.getvalue(), *parts)
+        with private_file(self.local_path(*parts)) as handle:
+            _to_parquet(data, handle)
+        return self.path(*parts)
 
     def link_from(self, source: UPath, *parts: str) -> None:
         """Give ``parts`` the bytes of ``source``.

@@ -107,6 +107,8 @@ def enrolled(night: Night) -> None:
         ),
     )
     night.put("students", pa.table({"person": pc.unique(night.arrow["enrolled"]["person"])}))
+    del enrolments
+    night.let_go("person_enrolments")  # read by no later step
 
 
 def staff_duties(night: Night) -> None:

@@ -189,4 +189,6 @@ def map_classes(night: Night) -> list[Principal]:
         .select(["parent", "person"])
         .rename_columns(["group_id", "person"]),
     )
+    del memberships, keep
+    night.let_go("groups", "group_memberships")  # read by no later step
     return principals
