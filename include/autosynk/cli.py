@@ -280,10 +280,9 @@ def _cmd_stage(args: argparse.Namespace) -> int:
         "commit": pipeline.commit,
         "report": pipeline.report,
     }
-    if args.stage == "prepare":
-        result = pipeline.prepare(cfg, args.run_id, evaluation_date=args.evaluation_date)
-    else:
-        result = functions[args.stage](cfg, args.run_id)
+    # the evaluation date is prepare's (main refuses it for the others)
+    given = {"evaluation_date": args.evaluation_date} if args.evaluation_date else {}
+    result = functions[args.stage](cfg, args.run_id, **given)
     print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return 0
 
