@@ -7,6 +7,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO := examples/demo
+# pytest's workers (xdist): this machine's 2 cores; 0 runs the suite in one process
+PYTEST_WORKERS ?= 2
 
 .PHONY: setup system venv demo demo-mutate test lint typecheck pytest bench bench-national \
 	constraints clean airflow-up airflow-down
@@ -50,7 +52,7 @@ typecheck:
 	$(BIN)/mypy
 
 pytest:
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS)
 
 bench: setup
 	$(BIN)/python bench/run.py --scale stockholm $(if $(BENCH_WORK),--work $(BENCH_WORK)) $(BENCH_ARGS)

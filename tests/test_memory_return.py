@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
+
+from autosynk import memory_return
 
 POOL_OF_A_PROCESS = (
     "import autosynk.cli, pyarrow as pa; print(pa.default_memory_pool().backend_name)"
@@ -46,3 +51,65 @@ def test_freed_arrow_memory_does_not_keep_its_address_space():
     env = {k: v for k, v in os.environ.items() if not k.endswith("MALLOC_CONF")}
     # kB: jemalloc's default (retain) keeps the whole 1 GB mapped
     assert int(python_prints(ADDRESS_SPACE_AFTER_CHURN, env)) < 1_000_000
+
+
+MIB = 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "worth"),
+    [
+        (300 * MIB, 300 * MIB, False),  # a small municipality's stage
+        (300 * MIB, 363 * MIB, False),
+        (300 * MIB, 364 * MIB, True),  # exactly WORTH_GIVING_BACK (64 MiB) more
+        (300 * MIB, 1_400 * MIB, True),  # a city's transform
+        (900 * MIB, 400 * MIB, False),  # the work itself gave memory back
+        (None, 300 * MIB, True),  # the resident set cannot be read: always
+        (300 * MIB, None, True),
+    ],
+)
+def test_worth_giving_back(before, after, worth):
+    assert memory_return.worth_giving_back(before, after) is worth
+
+
+class _Cycle:
+    """An Arrow array of ``size`` bytes, written (so resident), held only by a cycle."""
+
+    def __init__(self, size: int) -> None:
+        self.array = pc.add(pa.repeat(0, size // 8), 1)
+        self.me = self
+
+
+@pytest.fixture
+def collections_of_everything():
+    """The full collections the interpreter makes while a test runs (automatic ones off)."""
+    seen: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            seen.append(1)
+
+    gc.collect()
+    gc.disable()
+    gc.callbacks.append(count)
+    try:
+        yield seen
+    finally:
+        gc.callbacks.remove(count)
+        gc.enable()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_heavy_work_gives_back_what_its_cycles_held(collections_of_everything):
+    before = pa.total_allocated_bytes()
+    with memory_return.giving_back():
+        _Cycle(256 * MIB)
+    assert collections_of_everything == [1]
+    assert pa.total_allocated_bytes() - before < MIB
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_small_work_skips_the_full_collection(collections_of_everything):
+    with memory_return.giving_back():
+        _Cycle(64 * 1024)
+    assert collections_of_everything == []

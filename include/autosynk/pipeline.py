@@ -108,11 +108,11 @@ def _gives_memory_back(function: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(function)
     def stage_function(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return function(*args, **kwargs)
-        finally:
-            delta_engine.release()
-            memory_return.give_back()
+        with memory_return.giving_back():
+            try:
+                return function(*args, **kwargs)
+            finally:
+                delta_engine.release()
 
     return stage_function
 

@@ -18,8 +18,9 @@ dag-processor rereads the DAG file every few seconds); the connection
 ``autosynk_sftp_extra`` (alfa's server, its own upload folder ``/upload/extra``) is there
 for them.
 
-The tests that use it run last, in their own order (``pytest_collection_modifyitems``
-below), so that the deployment is not busy beside the other tests. Test settings, all in
+The tests that use it run together, in their own order (``pytest_collection_modifyitems``
+below): last in one process, so that the deployment is not busy beside the other tests,
+and first on one worker of their own under xdist. Test settings, all in
 the deployment's own configuration: every task but ``report`` is
 retried once, 2 s later (a cluster policy); a task whose worker vanished is failed after
 20 s without a heartbeat; schedules never fire by themselves (runs are triggered). Set
@@ -69,13 +70,37 @@ def task_policy(task):
 """
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests on the deployment run last, together: it starts once, and stops right after
-    them instead of idling beside every other test of the session."""
+#: the test modules that use the deployment (nodeid paths): under xdist one worker runs them
+DEPLOYMENT_MODULES = ("tests/test_airflow_approvals.py", "tests/test_airflow_deployment.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests on the deployment run together, so that it starts once and stops right after
+    them. In one process they run last, instead of idling beside every other test of the
+    session; under xdist (``-n``) they come first, as one unit for one worker
+    (:func:`pytest_xdist_make_scheduler`), so that the other worker takes the rest of the
+    suite while the deployment works."""
     uses = [item for item in items if "airflow_deployment" in getattr(item, "fixturenames", ())]
-    if uses:
-        others = [item for item in items if item not in uses]
-        items[:] = others + uses
+    elsewhere = sorted({i.nodeid.split("::")[0] for i in uses} - set(DEPLOYMENT_MODULES))
+    if elsewhere:
+        raise pytest.UsageError(f"add {', '.join(elsewhere)} to DEPLOYMENT_MODULES")
+    others = [item for item in items if item not in uses]
+    items[:] = uses + others if hasattr(config, "workerinput") else others + uses
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's scheduling by scope with every test its own scope, but one scope for the
+    deployment's modules. (xdist's ``loadgroup`` would do it, but its group marks do not
+    reach the node ids of pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class DeploymentTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "airflow-deployment" if module in DEPLOYMENT_MODULES else nodeid
+
+    return DeploymentTestsTogether(config, log)
 
 
 def _free_port() -> int:
