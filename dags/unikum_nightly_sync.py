@@ -56,6 +56,9 @@ and beside the files for a local-folder target; the `plan` and `report` task log
 - **Evaluation date**: `evaluation_date` (YYYY-MM-DD) evaluates the register at that date
   instead of today (Europe/Stockholm).
 - **A lost night**: trigger with `total: true` to send a re-baseline total.
+- **Unpausing**: a DAG that was paused runs the last slot it missed as soon as it is
+  unpaused (Airflow's way with catch-up off: one run, not one per missed night). It is an
+  ordinary guarded night; the guards judge it against what Unikum was last told.
 - **Locked by another run**: runs never overlap; the message says what the holder is doing
   (e.g. waiting for approval). If the named run is dead, release it with
   `autosynk unlock <run id> --config ...`.
