@@ -36,6 +36,7 @@ READS = frozenset(
         "person_emails",
         "person_eppns",
         "person_phones",
+        "person_ids",
         "persons",
         "staff_duties",
         "students",
@@ -74,8 +75,8 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
     # the few rows that are not plain go value by value, in Python; the rest stay in Arrow
     value_by_value = pc.indices_nonzero(pc.is_null(rows))
     data = columns.take(value_by_value).to_pydict()
-    persons, keys = data["person"], data["key"]
-    phones = _phones(night, persons)
+    persons, keys = data["source_id"], data["key"]
+    phones = _phones(night, columns["person"].take(value_by_value))
     directory_mails = mails.take(value_by_value).to_pylist()
     dropped: list[str] = []
     build = night.rows.user
@@ -102,7 +103,7 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
             grade,
             emails,
             directory_mails[i],
-            phones.get(person, ()),
+            phones.get(data["person"][i], ()),
             address,
         )
         built.append(row)
@@ -114,7 +115,7 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
         {
             "kind": pa.repeat(pa.scalar(USER), columns.num_rows),
             "key": columns["key"],
-            "source_id": columns["person"],
+            "source_id": columns["source_id"],
             "row": rows,
         }
     ).filter(pc.is_valid(rows))
@@ -140,18 +141,18 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
     del key_of, role, links, guardian_role, keep
     # each table goes once its last reader is done: the columns grow as the tables go
     night.let_go("key_of", "staff_duties", "students", "guardian_links")
-    person = users["person"]
+    person = users["person"]  # codes of persons the register holds: their rows
     persons = night.arrow["persons"]
-    at = positions(person, persons["id"])
     columns = {
         "person": person,
+        "source_id": pc.take(persons["id"], person),
         "key": users["key"],
-        "given_name": pc.take(persons["given_name"], at),
-        "family_name": pc.take(persons["family_name"], at),
+        "given_name": pc.take(persons["given_name"], person),
+        "family_name": pc.take(persons["family_name"], person),
         "role": users["role"],
     }
-    del persons, at
-    night.let_go("persons")
+    del persons
+    night.let_go("persons", "person_ids")
     columns.update(_first_school_year(night, person))
     night.let_go("enrolled")
     columns.update(_first_address(night, person))
@@ -331,13 +332,13 @@ def _plain_rows(night: Night, columns: pa.Table, sources: list[str], mails: pa.A
     return pc.if_else(ok, rows, pa.scalar(None, pa.string())).combine_chunks()
 
 
-def _phones(night: Night, persons: list[str]) -> dict[str, list[tuple[str, str, bool]]]:
-    """The phone numbers (value, type, mobile) in register order of these persons."""
+def _phones(night: Night, persons: pa.ChunkedArray) -> dict[int, list[tuple[str, str, bool]]]:
+    """The phone numbers (value, type, mobile) in register order of these persons (codes)."""
     if not any(getattr(night.spec.contact_details, role).phones for role in ROLES):
         return {}
-    if not persons:
+    if not len(persons):
         return {}
-    phones: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
+    phones: dict[int, list[tuple[str, str, bool]]] = defaultdict(list)
     data = night.arrow["person_phones"]
     data = where(data, among(data["parent"], persons)).sort_by(
         [("parent", "ascending"), ("pos", "ascending")]
@@ -357,10 +358,13 @@ def _directory_mails(
     if entry_of is None:
         return pa.nulls(columns.num_rows, pa.string())
     mails = []
-    for person_id, key in zip(
-        columns["person"].to_pylist(), columns["key"].to_pylist(), strict=True
+    for person, person_id, key in zip(
+        columns["person"].to_pylist(),
+        columns["source_id"].to_pylist(),
+        columns["key"].to_pylist(),
+        strict=True,
     ):
-        entry = entry_of(person_id, key)
+        entry = entry_of(person, person_id, key)
         mail = "" if entry is None else text(entry.get("mail"))
         mails.append(mail or None)
     return pa.array(mails, pa.string())
@@ -374,7 +378,7 @@ def _directory(night: Night, directory: list[dict[str, Any]] | None, users: pa.C
     index = {str(entry["match"]): entry for entry in directory if entry.get("match")}
     if not index:
         return None
-    eppns: dict[str, list[str]] = defaultdict(list)
+    eppns: dict[int, list[str]] = defaultdict(list)
     data = night.arrow["person_eppns"]
     data = where(data, among(data["parent"], users)).sort_by(
         [("parent", "ascending"), ("pos", "ascending")]
@@ -382,12 +386,12 @@ def _directory(night: Night, directory: list[dict[str, Any]] | None, users: pa.C
     for parent, eppn in zip(data["parent"].to_pylist(), data["eppn"].to_pylist(), strict=True):
         eppns[parent].append(eppn)
 
-    def entry_of(person_id: str, key: str) -> dict[str, Any] | None:
+    def entry_of(person: int, person_id: str, key: str) -> dict[str, Any] | None:
         if key in index:
             return index[key]
         if person_id in index:
             return index[person_id]
-        for eppn in eppns.get(person_id, ()):
+        for eppn in eppns.get(person, ()):
             found = index.get(text(eppn))
             if found is not None:
                 return found
