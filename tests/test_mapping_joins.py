@@ -99,3 +99,55 @@ def test_first_by_is_arg_min_per_key_each_column_skipping_nulls() -> None:
 def test_stacked_is_union_all() -> None:
     stacked = joins.stacked(pa.array(["a"]), pa.chunked_array([["b"], ["c", None]]))
     assert stacked.to_pylist() == ["a", "b", "c", None]
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        ((pa.array([1], pa.int32()), pa.chunked_array([[2], [None]], pa.int32())), [1, 2, None]),
+        ((pa.chunked_array([], pa.int32()),), []),
+    ],
+)
+def test_stacked_keeps_the_columns_type(columns: tuple[Any, ...], expected: list[Any]) -> None:
+    stacked = joins.stacked(*columns)
+    assert stacked.type == pa.int32()
+    assert stacked.to_pylist() == expected
+
+
+@pytest.mark.parametrize(
+    ("column", "expected"),
+    [
+        (pa.chunked_array([["a", "b"]]), ["a", "b"]),
+        (pa.chunked_array([["a"], ["b", None]]), ["a", "b", None]),
+        (pa.array(["c"]), ["c"]),
+    ],
+)
+def test_keys_of_is_one_array(column: Any, expected: list[Any]) -> None:
+    keys = joins.keys_of(column)
+    assert isinstance(keys, pa.Array)
+    assert keys.to_pylist() == expected
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (
+            {"type": ["t2", "t1", "t1", "t1", "t2"], "a": ["x", "y", "x", "y", None]},
+            [("t1", "x"), ("t1", "y"), ("t2", "x"), ("t2", None)],
+        ),
+        ({"type": ["t1"], "a": ["x"]}, [("t1", "x")]),
+        ({"type": [], "a": []}, []),
+        ({"type": ["t", "t"], "a": [None, None]}, [("t", None)]),  # two nulls are the same
+    ],
+)
+def test_sorted_distinct_of_empties_the_columns_it_is_given(
+    columns: dict[str, list[Any]], expected: list[tuple[Any, ...]]
+) -> None:
+    given = {name: pa.chunked_array([values], pa.string()) for name, values in columns.items()}
+    table = joins.sorted_distinct_of(given)
+    assert given == {}
+    assert list(zip(table["type"].to_pylist(), table["a"].to_pylist(), strict=True)) == expected
+    table = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
+    assert joins.sorted_distinct(table).to_pylist() == [
+        dict(zip(columns, row, strict=True)) for row in expected
+    ]

@@ -1,4 +1,5 @@
-"""Arrow's allocator: jemalloc in autosynk's processes, unless the operator chose one."""
+"""Arrow's allocator: jemalloc in autosynk's processes, unless the operator chose one; and
+glibc's heap maps large blocks on their own (given back when freed)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ import gc
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
+import autosynk
 from autosynk import memory_return
 
 POOL_OF_A_PROCESS = (
@@ -27,7 +30,10 @@ print(next(line.split()[1] for line in open("/proc/self/status") if line.startsw
 
 
 def python_prints(program: str, env: dict[str, str]) -> str:
-    """What a fresh interpreter running ``program`` in ``env`` prints."""
+    """What a fresh interpreter running ``program`` in ``env`` prints (importing the
+    autosynk under test, wherever the interpreter's own install points)."""
+    tree = str(Path(autosynk.__file__).resolve().parents[1])
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, (tree, env.get("PYTHONPATH"))))}
     done = subprocess.run(
         [sys.executable, "-c", program], env=env, capture_output=True, text=True, check=True
     )
@@ -51,6 +57,50 @@ def test_freed_arrow_memory_does_not_keep_its_address_space():
     env = {k: v for k, v in os.environ.items() if not k.endswith("MALLOC_CONF")}
     # kB: jemalloc's default (retain) keeps the whole 1 GB mapped
     assert int(python_prints(ADDRESS_SPACE_AFTER_CHURN, env)) < 1_000_000
+
+
+#: a process's resident memory (kB) before and after it freed 63 of 64 heap blocks of 4 MB
+#: (the last one still held), after a block of 8 MB was freed first
+RESIDENT_AFTER_HEAP_CHURN = """
+import autosynk, ctypes
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+
+def resident():
+    status = open("/proc/self/status").read().splitlines()
+    return int(next(line.split()[1] for line in status if line.startswith("VmRSS")))
+
+def touched(size):
+    block = libc.malloc(size)
+    ctypes.memset(block, 1, size)
+    return block
+
+before = resident()
+libc.free(touched(8 << 20))  # glibc's default: its threshold rises to 8 MB here
+blocks = [touched(4 << 20) for _ in range(64)]
+for block in blocks[:-1]:
+    libc.free(block)
+print(before, resident())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="set on Linux only")
+@pytest.mark.parametrize(
+    ("threshold", "kept_at_least_kb", "kept_at_most_kb"),
+    [
+        (None, 0, 32_768),  # every block mapped on its own: 63 given back
+        ("999999999", 200_000, 1_000_000),  # an operator's own threshold stands: all kept
+    ],
+)
+def test_freed_heap_blocks_are_given_back_while_a_later_one_is_held(
+    threshold, kept_at_least_kb, kept_at_most_kb
+):
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    if threshold:
+        env["MALLOC_MMAP_THRESHOLD_"] = threshold
+    before, after = map(int, python_prints(RESIDENT_AFTER_HEAP_CHURN, env).split())
+    assert kept_at_least_kb <= after - before <= kept_at_most_kb
 
 
 MIB = 1 << 20

@@ -52,6 +52,10 @@ from autosynk.sources.list_stream import Lines, iter_lines, iter_records
 
 #: records per batch when the reader chunks a decoded list itself
 BATCH_SIZE = 50_000
+#: at most this many records per batch of these entities, whose records are large: a group
+#: holds its memberships (a city's 33,200 groups are 80 MB of JSON, 2.4 kB each against a
+#: person's 0.7 kB: one batch of them, parsed, was the read's peak)
+ENTITY_BATCH_SIZE = {"groups": 10_000}
 #: batches read but not yet converted, at most
 IN_FLIGHT = 2
 
@@ -253,14 +257,21 @@ def entity_columns(
                 keep(pending.popleft())
         while pending:
             keep(pending.popleft())
-    out: dict[str, pa.Table] = {}
-    for name in TABLES_OF[entity]:  # each table's batches let go once it is one piece
-        tables = parts.pop(name)
-        out[name] = (
-            pa.concat_tables(tables).combine_chunks() if tables else SCHEMAS[name].empty_table()
-        )
-        del tables
-    return out
+    return {name: _one_piece(parts.pop(name), SCHEMAS[name]) for name in TABLES_OF[entity]}
+
+
+def _one_piece(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """A table's batches as one table, one chunk a column. The list is emptied, and each
+    column's batches are let go once it is one piece: the table is held about once while
+    it is put together, not twice (a city's group memberships are 86 MB)."""
+    columns = {name: [table[name] for table in tables] for name in schema.names}
+    tables.clear()
+    whole = {}
+    for field in schema:
+        whole[field.name] = pa.chunked_array(
+            [chunk for column in columns.pop(field.name) for chunk in column.chunks], field.type
+        ).combine_chunks()
+    return pa.table(whole, schema=schema)
 
 
 def register_columns(
@@ -309,9 +320,8 @@ def read_columns(
     with memory_return.giving_back():
         for entity in ENTITIES:
             read = iter_lines if entity in fast_entities else iter_records
-            batches: Iterable[list[Any] | Lines] = read(
-                folder / f"{entity}.json", entity, batch_size
-            )
+            size = min(batch_size, ENTITY_BATCH_SIZE.get(entity, batch_size))
+            batches: Iterable[list[Any] | Lines] = read(folder / f"{entity}.json", entity, size)
             tables.update(entity_columns(entity, batches, trim=trim))
         directory_file = folder / "directory.json"
         directory = read_list(directory_file, "directory") if directory_file.exists() else None

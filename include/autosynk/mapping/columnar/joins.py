@@ -25,17 +25,20 @@ Column: TypeAlias = pa.Array | pa.ChunkedArray
 
 def keys_of(values: Column) -> pa.Array:
     """A column as one array, as ``value_set`` takes it."""
-    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if isinstance(values, pa.ChunkedArray):
+        return values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()
+    return values
 
 
 def stacked(*columns: Column) -> pa.ChunkedArray:
-    """The columns one after the other (``UNION ALL``), as one string column."""
+    """The columns one after the other (``UNION ALL``), as one column of their type
+    (string when there are none)."""
     chunks = [
         chunk
         for column in columns
         for chunk in (column.chunks if isinstance(column, pa.ChunkedArray) else [column])
     ]
-    return pa.chunked_array(chunks, pa.string())
+    return pa.chunked_array(chunks, columns[0].type if columns else pa.string())
 
 
 def positions(values: Column, keys: Column) -> Column:
@@ -87,15 +90,31 @@ def sorted_distinct(table: pa.Table) -> pa.Table:
     """``SELECT DISTINCT * ... ORDER BY`` every column, ascending, nulls last: one sort and
     one pass over neighbours, where :func:`distinct` hashes every row (a city's 2.3 M
     relations would need half a gigabyte more for that)."""
-    ordered = table.sort_by([(name, "ascending") for name in table.column_names])
-    if ordered.num_rows < 2:
-        return ordered
+    return sorted_distinct_of(dict(zip(table.column_names, table.columns, strict=True)))
+
+
+def sorted_distinct_of(columns: dict[str, Column]) -> pa.Table:
+    """:func:`sorted_distinct` of the table these columns make, which it empties: each
+    column is let go once its sorted copy is made, and each sorted one once its distinct
+    rows are, so that a city's relations are held about once, not three times over (the
+    table, its sorted copy, its distinct rows)."""
+    names = list(columns)
+    if not names:
+        return pa.table({})
+    order = pc.sort_indices(pa.table(columns), [(name, "ascending") for name in names])
+    ordered = {name: pc.take(columns.pop(name), order) for name in names}
+    del order
+    if len(ordered[names[0]]) < 2:
+        return pa.table(ordered)
     repeat = None
-    for name in ordered.column_names:
+    for name in names:
         same = _same_as_before(ordered[name])
         repeat = same if repeat is None else pc.and_(repeat, same)
-    assert repeat is not None
-    return ordered.filter(_first_and(pc.invert(repeat)))
+    keep = _first_and(pc.invert(repeat))
+    del repeat
+    for name in names:
+        ordered[name] = ordered[name].filter(keep)
+    return pa.table(ordered)
 
 
 def first_by(table: pa.Table, key: str, order: str, columns: Sequence[str]) -> pa.Table:

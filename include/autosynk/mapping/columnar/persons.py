@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from autosynk.identity import InvalidIdentity, mask, normalise
 from autosynk.mapping.columnar.identity import identity_numbers
-from autosynk.mapping.columnar.joins import among, positions, stacked
+from autosynk.mapping.columnar.joins import among, stacked
 
 if TYPE_CHECKING:
     from autosynk.mapping.columnar.night import Night
@@ -35,13 +35,14 @@ def resolve(night: Night) -> None:
         )
     )
     persons = night.arrow["persons"]
-    at = positions(needed, persons["id"])
+    at = rows_of(needed, persons.num_rows)
     frame = pa.table(
         {
             "person": needed,
+            "id": pc.take(night.arrow["person_ids"]["id"], needed),
             "civic_no": pc.take(persons["civic_no"], at),
             "status": pc.take(persons["status"], at),
-            "protected": among(needed, protected["id"]),
+            "protected": among(needed, protected),
             "present": pc.is_valid(at),
         }
     )
@@ -50,9 +51,15 @@ def resolve(night: Night) -> None:
     night.put("key_of", identity_keys(night, frame))
 
 
-def protected_persons(night: Night) -> pa.Table:
-    """The table ``protected``: persons whose marking is not an unprotected one (anywhere
-    in the register: never sent, forgotten if they ever were)."""
+def rows_of(persons: pa.ChunkedArray | pa.Array, held: int) -> pa.ChunkedArray | pa.Array:
+    """Each person's row in the ``persons`` table (their code), null for a person the
+    register names but does not hold (coded past its ``held`` rows)."""
+    return pc.if_else(pc.less(persons, held), persons, pa.scalar(None, persons.type))
+
+
+def protected_persons(night: Night) -> pa.Array:
+    """The persons (codes) whose marking is not an unprotected one (anywhere in the
+    register: never sent, forgotten if they ever were)."""
     spec = night.spec
     persons = night.arrow["persons"]
     marked = pc.invert(
@@ -70,8 +77,7 @@ def protected_persons(night: Night) -> pa.Table:
             key = ""
         night.protected.append((person_id, key))
     night.counts["protected_persons"] = len(night.protected)
-    night.put("protected", protected)
-    return protected
+    return pc.indices_nonzero(flag).cast(pa.int32())
 
 
 def identity_keys(night: Night, needed: pa.Table) -> pa.Table:
@@ -82,7 +88,7 @@ def identity_keys(night: Night, needed: pa.Table) -> pa.Table:
     Not sent without a word: persons whose status is excluded (counted).
     """
     spec = night.spec
-    frame = needed.sort_by("person")  # the order the persons are looked at: by register id
+    frame = needed.sort_by("id")  # the order the persons are looked at: by register id
     numbers, reasons = identity_numbers(pc.fill_null(frame["civic_no"], "").combine_chunks())
     number = pa.array(numbers, pa.string())
     present = frame["present"].to_numpy()
@@ -107,7 +113,7 @@ def identity_keys(night: Night, needed: pa.Table) -> pa.Table:
         counts["dangling_person_references"] += int(dangling.sum())
     if excluded.any():
         counts["excluded_status_persons"] += int(excluded.sum())
-    person = frame["person"]
+    person = frame["id"]
     # one entry per person, by register id (the order the persons were looked at)
     for at in np.flatnonzero(dangling | invalid).tolist():
         if present[at]:

@@ -23,7 +23,7 @@ from autosynk.mapping.columnar.joins import (
     join,
     lookup,
     lookups,
-    sorted_distinct,
+    sorted_distinct_of,
     stacked,
     where,
 )
@@ -42,7 +42,8 @@ PERSON_OBJECT = (
     "teacher_in_class",
 )
 
-PERSON_OBJECT_SCHEMA = pa.schema([("person", pa.string()), ("object", pa.string())])
+#: a person is named by their code (:func:`.index.code_persons`), an object by its external id
+PERSON_OBJECT_SCHEMA = pa.schema([("person", pa.int32()), ("object", pa.string())])
 
 
 def by_register_id(night: Night) -> None:
@@ -65,7 +66,7 @@ def by_register_id(night: Night) -> None:
         ),
     )
     pairs = distinct(mentor_for(night))
-    night.put("person_pair", _typed("mentor_for", pairs).rename_columns(["type", "a", "b"]))
+    night.put("person_pair", _typed_pairs("mentor_for", pairs))
     guardians(night)
 
 
@@ -73,6 +74,11 @@ def _typed(name: str, table: pa.Table) -> pa.Table:
     """``SELECT '<name>' AS type, person, object`` from a table of two string columns."""
     table = table.rename_columns(PERSON_OBJECT_SCHEMA.names).cast(PERSON_OBJECT_SCHEMA)
     return table.add_column(0, "type", pa.repeat(pa.scalar(name), table.num_rows))
+
+
+def _typed_pairs(name: str, pairs: pa.Table) -> pa.Table:
+    """``SELECT '<name>' AS type, a, b`` from a table of two persons (codes)."""
+    return pairs.add_column(0, "type", pa.repeat(pa.scalar(name), pairs.num_rows))
 
 
 def _school_of(night: Night, org_ids: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -199,7 +205,7 @@ def teacher_in_class(night: Night) -> pa.Table:
 def mentor_for(night: Night) -> pa.Table:
     """(a, b): mentors of the pupils in their mentor groups (if the sync owns mentor links)."""
     if not night.spec.mentor_links:
-        return pa.table({"a": pa.array([], pa.string()), "b": pa.array([], pa.string())})
+        return pa.table({"a": pa.array([], pa.int32()), "b": pa.array([], pa.int32())})
     mentors = distinct(_assignments(night, night.spec.mentor_assignment_roles))
     members = night.arrow["members"]
     pupils = where(  # only the mentor groups' pupils can pair (the join keeps no other)
@@ -312,6 +318,10 @@ def _relations(rel_type: str, a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.Tabl
 FINAL_READS = frozenset({"resolved", "fixed_relations"})
 
 
+def _columns_of(table: pa.Table) -> dict[str, pa.ChunkedArray]:
+    return dict(zip(table.column_names, table.columns, strict=True))
+
+
 def fixed_table(night: Night) -> pa.Table:
     rows = night.fixed_relations
     columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
@@ -326,9 +336,11 @@ def parties(night: Night) -> pa.Array:
 
 def final_table(night: Night, dropped: list[str]) -> pa.Table:
     """Every relation once, less those of persons whose row could not be built, sorted by
-    (type, a, b)."""
-    table = sorted_distinct(
-        pa.concat_tables([night.arrow["resolved"], night.arrow["fixed_relations"]])
+    (type, a, b). The night lets go of the relations as they are sorted."""
+    table = sorted_distinct_of(
+        _columns_of(
+            pa.concat_tables([night.arrow.pop("resolved"), night.arrow.pop("fixed_relations")])
+        )
     )
     if dropped:
         gone = pc.or_(among(table["a"], dropped), among(table["b"], dropped))

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from autosynk.mapping.columnar.joins import among, first_by, lookup, positions, where
+from autosynk.mapping.columnar.joins import among, first_by, keys_of, lookup, positions, where
 from autosynk.mapping.columnar.relations import FINAL_READS, fixed_table, parties
 from autosynk.model import USER
 from autosynk.register import text
@@ -36,6 +36,7 @@ READS = frozenset(
         "person_emails",
         "person_eppns",
         "person_phones",
+        "person_ids",
         "persons",
         "staff_duties",
         "students",
@@ -44,6 +45,9 @@ READS = frozenset(
 
 #: what the rows that go value by value read once the user columns are made
 VALUE_BY_VALUE_READS = frozenset({"person_eppns", "person_phones"})
+
+#: users whose rows are built value by value at a time (their values as Python objects)
+VALUE_BY_VALUE_BATCH = 10_000
 
 #: RE2: a value the row builder passes through unchanged once trimmed: printable Latin-1
 #: (nothing to clean; nothing to transliterate, even for ISO-8859-1)
@@ -73,14 +77,47 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
     rows = _plain_rows(night, columns, sources, mails)
     # the few rows that are not plain go value by value, in Python; the rest stay in Arrow
     value_by_value = pc.indices_nonzero(pc.is_null(rows))
-    data = columns.take(value_by_value).to_pydict()
-    persons, keys = data["person"], data["key"]
-    phones = _phones(night, persons)
-    directory_mails = mails.take(value_by_value).to_pylist()
+    built: list[str | None] = []
     dropped: list[str] = []
+    for begin in range(0, len(value_by_value), VALUE_BY_VALUE_BATCH):
+        at = value_by_value.slice(begin, VALUE_BY_VALUE_BATCH)
+        _rows_value_by_value(night, columns.take(at), sources, mails.take(at), built, dropped)
+    keys, source_ids = columns["key"], columns["source_id"]
+    del columns, mails
+    if built:
+        rows = pc.replace_with_mask(rows, pc.is_null(rows), pa.array(built, pa.string()))
+    del built
+    table = pa.table(
+        {
+            "kind": pa.repeat(pa.scalar(USER), len(rows)),
+            "key": keys,
+            "source_id": source_ids,
+            "row": rows,
+        }
+    )
+    del keys, source_ids, rows
+    if dropped:  # the rows the builder could not write
+        table = table.filter(pc.is_valid(table["row"]))
+    night.counts["users"] = table.num_rows
+    return table, dropped
+
+
+def _rows_value_by_value(
+    night: Night,
+    columns: pa.Table,
+    sources: list[str],
+    mails: pa.Array,
+    built: list[str | None],
+    dropped: list[str],
+) -> None:
+    """These users' rows built value by value (:meth:`.rows.RowBuilder.user`), appended to
+    ``built``; the keys of those it could not build, to ``dropped``."""
+    data = columns.to_pydict()
+    persons, keys = data["source_id"], data["key"]
+    phones = _phones(night, columns["person"])
+    directory_mails = mails.to_pylist()
     build = night.rows.user
     email_lists = [data[f"email_{k}"] for k in range(len(sources))]
-    built: list[str | None] = []
     for i, person in enumerate(persons):
         school_year = data["school_year"][i]
         grade = None if school_year is None else (data["school_type"][i], school_year)
@@ -102,24 +139,12 @@ def map_users(night: Night, directory: list[dict[str, Any]] | None) -> tuple[pa.
             grade,
             emails,
             directory_mails[i],
-            phones.get(person, ()),
+            phones.get(data["person"][i], ()),
             address,
         )
         built.append(row)
         if row is None:  # quarantined by the row builder: its relations cannot go either
             dropped.append(keys[i])
-    if built:
-        rows = pc.replace_with_mask(rows, pc.is_null(rows), pa.array(built, pa.string()))
-    table = pa.table(
-        {
-            "kind": pa.repeat(pa.scalar(USER), columns.num_rows),
-            "key": columns["key"],
-            "source_id": columns["person"],
-            "row": rows,
-        }
-    ).filter(pc.is_valid(rows))
-    night.counts["users"] = table.num_rows
-    return table, dropped
 
 
 def _user_columns(night: Night, sources: list[str]) -> pa.Table:
@@ -140,18 +165,18 @@ def _user_columns(night: Night, sources: list[str]) -> pa.Table:
     del key_of, role, links, guardian_role, keep
     # each table goes once its last reader is done: the columns grow as the tables go
     night.let_go("key_of", "staff_duties", "students", "guardian_links")
-    person = users["person"]
+    person = users["person"]  # codes of persons the register holds: their rows
     persons = night.arrow["persons"]
-    at = positions(person, persons["id"])
     columns = {
         "person": person,
+        "source_id": pc.take(persons["id"], person),
         "key": users["key"],
-        "given_name": pc.take(persons["given_name"], at),
-        "family_name": pc.take(persons["family_name"], at),
+        "given_name": pc.take(persons["given_name"], person),
+        "family_name": pc.take(persons["family_name"], person),
         "role": users["role"],
     }
-    del persons, at
-    night.let_go("persons")
+    del persons
+    night.let_go("persons", "person_ids")
     columns.update(_first_school_year(night, person))
     night.let_go("enrolled")
     columns.update(_first_address(night, person))
@@ -266,7 +291,6 @@ def _plain_rows(night: Night, columns: pa.Table, sources: list[str], mails: pa.A
         pc.and_(_plain(first, plain), _plain(last, plain)),
         pc.and_(pc.not_equal(first, ""), pc.not_equal(last, "")),
     )
-    empty = pa.array([""] * n, pa.string())
     # e-mail: per role, the first source with a value; it must be plain and an address
     candidate_of = {source: columns[f"email_{k}"] for k, source in enumerate(sources)}
     candidate_of["directory"] = pa.chunked_array([mails])
@@ -300,21 +324,13 @@ def _plain_rows(night: Night, columns: pa.Table, sources: list[str], mails: pa.A
     for field in ("street", "postcode", "town"):
         value = pc.fill_null(columns[field], "")
         ok = pc.and_(ok, pc.or_(pc.invert(sends_address), _plain(value, plain)))
-        address.append(pc.if_else(sends_address, value, empty))
-    phones = [pc.if_else(sends_phones, columns[f], empty) for f in ("phone", "mobile", "work")]
-    labels = spec.grade_labels
-    grade = pa.array(
-        [
-            "" if year is None else labels.get(school_type, {}).get(year, year)
-            for school_type, year in zip(
-                columns["school_type"].to_pylist(), columns["school_year"].to_pylist(), strict=True
-            )
-        ],
-        pa.string(),
-    )
+        address.append(pc.if_else(sends_address, value, ""))
+    phones = [pc.if_else(sends_phones, columns[f], "") for f in ("phone", "mobile", "work")]
+    grade = grades(spec.grade_labels, columns["school_type"], columns["school_year"])
     flags = [pa.scalar(flag) for flag in night.rows.flags]
+    # a null value makes its row null: the first name is null where a value is not plain
     rows = pc.binary_join_element_wise(
-        first,
+        pc.if_else(ok, first, pa.scalar(None, pa.string())),
         last,
         email,
         columns["key"],
@@ -328,16 +344,29 @@ def _plain_rows(night: Night, columns: pa.Table, sources: list[str], mails: pa.A
         USER,
         "\t",
     )
-    return pc.if_else(ok, rows, pa.scalar(None, pa.string())).combine_chunks()
+    return keys_of(rows)
 
 
-def _phones(night: Night, persons: list[str]) -> dict[str, list[tuple[str, str, bool]]]:
-    """The phone numbers (value, type, mobile) in register order of these persons."""
+def grades(labels: dict[str, dict[str, str]], school_type: Any, school_year: Any) -> Any:
+    """Each user's grade as the row writes it: the label of their (school form, school
+    year) in ``labels`` (the mapping's ``grade_labels``), else the year; ``""`` where
+    there is none."""
+    grade = pc.fill_null(school_year, "")
+    for form, years in labels.items():
+        of_form = pc.fill_null(pc.equal(school_type, form), False)
+        for year, label in years.items():
+            chosen = pc.and_(of_form, pc.fill_null(pc.equal(school_year, year), False))
+            grade = pc.if_else(chosen, label, grade)
+    return grade
+
+
+def _phones(night: Night, persons: pa.ChunkedArray) -> dict[int, list[tuple[str, str, bool]]]:
+    """The phone numbers (value, type, mobile) in register order of these persons (codes)."""
     if not any(getattr(night.spec.contact_details, role).phones for role in ROLES):
         return {}
-    if not persons:
+    if not len(persons):
         return {}
-    phones: dict[str, list[tuple[str, str, bool]]] = defaultdict(list)
+    phones: dict[int, list[tuple[str, str, bool]]] = defaultdict(list)
     data = night.arrow["person_phones"]
     data = where(data, among(data["parent"], persons)).sort_by(
         [("parent", "ascending"), ("pos", "ascending")]
@@ -357,10 +386,13 @@ def _directory_mails(
     if entry_of is None:
         return pa.nulls(columns.num_rows, pa.string())
     mails = []
-    for person_id, key in zip(
-        columns["person"].to_pylist(), columns["key"].to_pylist(), strict=True
+    for person, person_id, key in zip(
+        columns["person"].to_pylist(),
+        columns["source_id"].to_pylist(),
+        columns["key"].to_pylist(),
+        strict=True,
     ):
-        entry = entry_of(person_id, key)
+        entry = entry_of(person, person_id, key)
         mail = "" if entry is None else text(entry.get("mail"))
         mails.append(mail or None)
     return pa.array(mails, pa.string())
@@ -374,7 +406,7 @@ def _directory(night: Night, directory: list[dict[str, Any]] | None, users: pa.C
     index = {str(entry["match"]): entry for entry in directory if entry.get("match")}
     if not index:
         return None
-    eppns: dict[str, list[str]] = defaultdict(list)
+    eppns: dict[int, list[str]] = defaultdict(list)
     data = night.arrow["person_eppns"]
     data = where(data, among(data["parent"], users)).sort_by(
         [("parent", "ascending"), ("pos", "ascending")]
@@ -382,12 +414,12 @@ def _directory(night: Night, directory: list[dict[str, Any]] | None, users: pa.C
     for parent, eppn in zip(data["parent"].to_pylist(), data["eppn"].to_pylist(), strict=True):
         eppns[parent].append(eppn)
 
-    def entry_of(person_id: str, key: str) -> dict[str, Any] | None:
+    def entry_of(person: int, person_id: str, key: str) -> dict[str, Any] | None:
         if key in index:
             return index[key]
         if person_id in index:
             return index[person_id]
-        for eppn in eppns.get(person_id, ()):
+        for eppn in eppns.get(person, ()):
             found = index.get(text(eppn))
             if found is not None:
                 return found
