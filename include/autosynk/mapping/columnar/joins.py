@@ -90,7 +90,12 @@ def sorted_distinct(table: pa.Table) -> pa.Table:
     """``SELECT DISTINCT * ... ORDER BY`` every column, ascending, nulls last: one sort and
     one pass over neighbours, where :func:`distinct` hashes every row (a city's 2.3 M
     relations would need half a gigabyte more for that)."""
-    return sorted_distinct_of(dict(zip(table.column_names, table.columns, strict=True)))
+    return sorted_distinct_of(columns_of(table))
+
+
+def columns_of(table: pa.Table) -> dict[str, pa.ChunkedArray]:
+    """A table's columns by name: what :func:`sorted_distinct_of` takes (and empties)."""
+    return dict(zip(table.column_names, table.columns, strict=True))
 
 
 def sorted_distinct_of(columns: dict[str, Column]) -> pa.Table:

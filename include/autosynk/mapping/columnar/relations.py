@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from autosynk.mapping.columnar.joins import (
     among,
+    columns_of,
     distinct,
     join,
     lookup,
@@ -66,19 +67,20 @@ def by_register_id(night: Night) -> None:
         ),
     )
     pairs = distinct(mentor_for(night))
-    night.put("person_pair", _typed_pairs("mentor_for", pairs))
+    night.put("person_pair", _with_type("mentor_for", pairs))  # a, b: persons
     guardians(night)
 
 
 def _typed(name: str, table: pa.Table) -> pa.Table:
-    """``SELECT '<name>' AS type, person, object`` from a table of two string columns."""
-    table = table.rename_columns(PERSON_OBJECT_SCHEMA.names).cast(PERSON_OBJECT_SCHEMA)
+    """``SELECT '<name>' AS type, person, object`` from a table of a person and an object."""
+    return _with_type(
+        name, table.rename_columns(PERSON_OBJECT_SCHEMA.names).cast(PERSON_OBJECT_SCHEMA)
+    )
+
+
+def _with_type(name: str, table: pa.Table) -> pa.Table:
+    """``SELECT '<name>' AS type, *``."""
     return table.add_column(0, "type", pa.repeat(pa.scalar(name), table.num_rows))
-
-
-def _typed_pairs(name: str, pairs: pa.Table) -> pa.Table:
-    """``SELECT '<name>' AS type, a, b`` from a table of two persons (codes)."""
-    return pairs.add_column(0, "type", pa.repeat(pa.scalar(name), pairs.num_rows))
 
 
 def _school_of(night: Night, org_ids: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
@@ -318,10 +320,6 @@ def _relations(rel_type: str, a: pa.ChunkedArray, b: pa.ChunkedArray) -> pa.Tabl
 FINAL_READS = frozenset({"resolved", "fixed_relations"})
 
 
-def _columns_of(table: pa.Table) -> dict[str, pa.ChunkedArray]:
-    return dict(zip(table.column_names, table.columns, strict=True))
-
-
 def fixed_table(night: Night) -> pa.Table:
     rows = night.fixed_relations
     columns = list(zip(*rows, strict=True)) if rows else [(), (), ()]
@@ -338,7 +336,7 @@ def final_table(night: Night, dropped: list[str]) -> pa.Table:
     """Every relation once, less those of persons whose row could not be built, sorted by
     (type, a, b). The night lets go of the relations as they are sorted."""
     table = sorted_distinct_of(
-        _columns_of(
+        columns_of(
             pa.concat_tables([night.arrow.pop("resolved"), night.arrow.pop("fixed_relations")])
         )
     )
