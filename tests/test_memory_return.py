@@ -62,7 +62,8 @@ def test_freed_arrow_memory_does_not_keep_its_address_space():
 #: a process's resident memory (kB) before and after it freed 63 of 64 heap blocks of 4 MB
 #: (the last one still held), after a block of 8 MB was freed first
 RESIDENT_AFTER_HEAP_CHURN = """
-import autosynk, ctypes
+import autosynk.memory_return, ctypes
+autosynk.memory_return.mapped_heap_blocks()
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]

@@ -20,25 +20,3 @@ if _sys.platform.startswith("linux"):
     # allocation whatever thread makes it (with an arena per thread a city's transform
     # held ~0.1 GB more at its peak in pages freed but not yet given back)
     _os.environ.setdefault("JE_ARROW_MALLOC_CONF", "retain:false,narenas:1")
-
-
-def _fixed_mmap_threshold() -> None:
-    """glibc's heap: every block of 128 kB or more is mapped on its own, so it is given
-    back the moment it is freed (an operator's own ``MALLOC_MMAP_THRESHOLD_`` stands).
-
-    glibc's default raises that threshold to the largest mapped block freed so far (up to
-    32 MB): the blocks of numpy arrays and Python lists after it then come from the heap,
-    which cannot shrink below a block still in use. A city's transform kept 0.1-0.25 GB
-    so, freed but not given back, at its peak.
-    """
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc (or no mallopt): its own rules
-        return
-    mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD; setting it turns the raising off
-
-
-if _sys.platform.startswith("linux") and "MALLOC_MMAP_THRESHOLD_" not in _os.environ:
-    _fixed_mmap_threshold()

@@ -222,6 +222,7 @@ def transform(cfg: RunConfig, run_id: str, *, mentor_links: bool | None = None) 
     ``mentor_links`` overrides the mapping spec's ``mentor_links`` for this run (the
     school-year change's trigger form may).
     """
+    memory_return.mapped_heap_blocks()  # the mapping's arrays go back as they are freed
     st = staging_for(cfg)
     st.acquire(run_id, cfg.staging.lock_wait_seconds)
     run = _run_or_fail(st, run_id)
