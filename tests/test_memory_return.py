@@ -1,5 +1,6 @@
-"""Arrow's allocator: jemalloc in autosynk's processes, unless the operator chose one; and
-glibc's heap maps large blocks on their own (given back when freed)."""
+"""Arrow's allocator: jemalloc in autosynk's processes, unless the operator chose one;
+glibc's heap maps large blocks on their own once the transform asks (given back when
+freed); and work gives memory back when it grew the process enough to be worth it."""
 
 from __future__ import annotations
 
