@@ -148,6 +148,6 @@ def test_sorted_distinct_of_empties_the_columns_it_is_given(
     assert given == {}
     assert list(zip(table["type"].to_pylist(), table["a"].to_pylist(), strict=True)) == expected
     table = pa.table({name: pa.array(values, pa.string()) for name, values in columns.items()})
-    assert joins.sorted_distinct(table).to_pylist() == [
+    assert joins.sorted_distinct_of(joins.columns_of(table)).to_pylist() == [
         dict(zip(columns, row, strict=True)) for row in expected
     ]

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from autosynk.mapping.columnar.joins import keys_of, stacked
+from autosynk.mapping.columnar.joins import keys_of, positions, stacked
 from autosynk.register_columns import TABLES_OF
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ PERSON_REFERENCES = (
 def _parent_coded(rows: pa.Table, ids: pa.ChunkedArray) -> pa.Table:
     """A person's child rows with ``parent`` as the person's code (the person's row);
     rows of a person who is not kept are dropped."""
-    code = pc.index_in(rows["parent"], value_set=keys_of(ids))
+    code = positions(rows["parent"], ids)
     rows = rows.set_column(rows.schema.get_field_index("parent"), "parent", code)
     return rows.filter(pc.is_valid(code)) if code.null_count else rows
 
@@ -76,7 +76,7 @@ def code_persons(night: Night) -> None:
     """
     ids = keys_of(night.arrow["persons"]["id"])
     named = [night.arrow[table][column] for table, column in PERSON_REFERENCES]
-    kept = [pc.index_in(column, value_set=ids) for column in named]
+    kept = [positions(column, ids) for column in named]
     absent = pc.unique(
         stacked(
             *(
@@ -88,9 +88,7 @@ def code_persons(night: Night) -> None:
     for (table, column), values, at in zip(PERSON_REFERENCES, named, kept, strict=True):
         code = at
         if len(absent):
-            past_end = pc.add(
-                pc.index_in(values, value_set=absent), pa.scalar(len(ids), pa.int32())
-            )
+            past_end = pc.add(positions(values, absent), pa.scalar(len(ids), pa.int32()))
             code = pc.coalesce(at, past_end)
         rows = night.arrow[table]
         night.put(table, rows.set_column(rows.schema.get_field_index(column), column, code))

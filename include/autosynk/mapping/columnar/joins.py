@@ -86,23 +86,19 @@ def distinct(table: pa.Table) -> pa.Table:
     return table.group_by(table.column_names, use_threads=False).aggregate([])
 
 
-def sorted_distinct(table: pa.Table) -> pa.Table:
-    """``SELECT DISTINCT * ... ORDER BY`` every column, ascending, nulls last: one sort and
-    one pass over neighbours, where :func:`distinct` hashes every row (a city's 2.3 M
-    relations would need half a gigabyte more for that)."""
-    return sorted_distinct_of(columns_of(table))
-
-
 def columns_of(table: pa.Table) -> dict[str, pa.ChunkedArray]:
     """A table's columns by name: what :func:`sorted_distinct_of` takes (and empties)."""
     return dict(zip(table.column_names, table.columns, strict=True))
 
 
 def sorted_distinct_of(columns: dict[str, Column]) -> pa.Table:
-    """:func:`sorted_distinct` of the table these columns make, which it empties: each
-    column is let go once its sorted copy is made, and each sorted one once its distinct
-    rows are, so that a city's relations are held about once, not three times over (the
-    table, its sorted copy, its distinct rows)."""
+    """``SELECT DISTINCT * ... ORDER BY`` every column, ascending, nulls last, of the table
+    these columns make: one sort and one pass over neighbours, where :func:`distinct`
+    hashes every row (a city's 2.3 M relations would need half a gigabyte more for that).
+
+    It empties ``columns``: each column is let go once its sorted copy is made, and each
+    sorted one once its distinct rows are, so that a city's relations are held about once,
+    not three times over (the table, its sorted copy, its distinct rows)."""
     names = list(columns)
     if not names:
         return pa.table({})
